@@ -1,0 +1,154 @@
+"""One typed configuration object for EchoQuality, loaded from YAML with defaults in code.
+
+The preprocessing defaults reproduce the input the reference R(2+1)D quality model was
+trained on (EchoPrime-style): masked sector, square centre crop, 10% zoom crop, 112x112
+bicubic, BGR channel order, per-channel normalisation, 16 frames at stride 2 from frame 0,
+short clips padded to 32 frames *after* normalisation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Reference-model normalisation constants, BGR channel order, 0-255 scale.
+REFERENCE_MEAN_BGR: tuple[float, float, float] = (29.110628, 28.076836, 29.096405)
+REFERENCE_STD_BGR: tuple[float, float, float] = (47.989223, 46.456997, 47.20083)
+
+
+@dataclass
+class PreprocessConfig:
+    """How a decoded cine becomes the model's (3, T, H, W) float tensor."""
+
+    image_size: int = 112
+    zoom_fraction: float = 0.1  # cropped from each side after the square centre crop
+    mean_bgr: tuple[float, float, float] = REFERENCE_MEAN_BGR
+    std_bgr: tuple[float, float, float] = REFERENCE_STD_BGR
+    num_frames: int = 16  # frames fed to the network
+    frame_stride: int = 2  # stride between sampled frames
+    start_frame: int = 0
+    pad_to_frames: int = 32  # short clips are padded (after normalisation) to this many frames
+    mask_sector: bool = True
+    # fps-aware sampling: when True, sample `num_frames` frames spanning the same time
+    # window (num_frames * frame_stride / reference_fps seconds) whatever the acquisition rate.
+    fps_aware: bool = False
+    reference_fps: float = 30.0
+    default_fps: float = 30.0  # used when a file carries no frame-rate tags
+
+
+@dataclass
+class InferenceConfig:
+    """Batch inference over a folder of study/device sub-folders."""
+
+    data_dir: str = "raw_data"
+    output_dir: str = "results/inference_output"
+    weights: str | None = None  # None: --weights, $ECHOQUALITY_WEIGHTS, weights/video_quality_model.pt
+    threshold: float = 0.3
+    device: str = "auto"  # auto | cpu | cuda
+    batch_size: int = 4
+    num_workers: int = 2  # decode/preprocess worker processes
+    write_csv: bool = True
+    write_plots: bool = True
+
+
+@dataclass
+class AugmentConfig:
+    """Training-time augmentation on uint8 frames, same transform for every frame of a clip."""
+
+    brightness_p: float = 0.5
+    brightness_range: tuple[float, float] = (0.9, 1.1)
+    contrast_p: float = 0.5
+    contrast_range: tuple[float, float] = (0.9, 1.1)
+    rotation_p: float = 0.5
+    rotation_degrees: float = 5.0
+    translation_p: float = 0.5
+    translation_fraction: float = 0.05
+    zoom_p: float = 0.0
+    zoom_range: tuple[float, float] = (0.95, 1.05)
+    noise_p: float = 0.0
+    noise_std: float = 5.0  # on the 0-255 scale
+    temporal_crop_p: float = 0.0
+    temporal_crop_range: tuple[float, float] = (0.9, 1.0)
+
+
+@dataclass
+class TrainConfig:
+    """Fine-tuning the quality model."""
+
+    annotations: str = "training_data/echo_annotations.csv"
+    output_dir: str = "trained_models"
+    cache_dir: str = "training_data/clip_cache"
+    weights: str | None = None  # initial weights; None trains from scratch
+    trainable_layers: tuple[str, ...] = ("layer4", "fc")  # names, or ("all",)
+    architecture: str = "r2plus1d_18"  # or "tiny" (a small (2+1)D net for tests / CPU demos)
+    epochs: int = 20
+    batch_size: int = 8
+    learning_rate: float = 1e-4
+    weight_decay: float = 1e-5
+    scheduler: str = "plateau"  # plateau | cosine
+    early_stopping_patience: int = 5
+    grad_clip: float = 1.0
+    class_weighting: bool = True
+    mixed_precision: bool = True  # only ever enabled on CUDA
+    split: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    seed: int = 42
+    num_workers: int = 0
+    mlflow: bool = True
+    experiment_name: str = "EchoQuality_Training"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class EchoConfig:
+    """Top-level EchoQuality configuration."""
+
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls: type, data: dict[str, Any] | None, where: str) -> Any:
+    """Instantiate dataclass *cls* from *data*, rejecting unknown keys with a clear message."""
+    data = dict(data or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown config key(s) in {where}: {', '.join(unknown)}; allowed: {', '.join(fields)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        f = fields[name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default  # type: ignore[misc]
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _build(type(default), value, f"{where}.{name}")
+        elif isinstance(default, tuple) and isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any] | None) -> EchoConfig:
+    return _build(EchoConfig, data, "config")
+
+
+def load_config(path: str | Path | None = None) -> EchoConfig:
+    """Load a YAML config; missing keys keep their defaults. ``None`` gives the defaults."""
+    if path is None:
+        return EchoConfig()
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"config file {p} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {p} must contain a mapping at the top level")
+    return config_from_dict(data)

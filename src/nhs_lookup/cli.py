@@ -1,0 +1,35 @@
+"""`nhs-lookup` command line: one entry point, one sub-command per task.
+
+Each sub-command lives in ``nhs_lookup.commands.<name>`` and registers itself through
+``register(app)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="nhs-lookup",
+    help=(
+        "Map free-text RIS exam names (e.g. 'CT Abdo/Pelvis C+') to the NHS imaging procedure "
+        "catalogue (NICIP names, SNOMED CT concepts, laterality)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+COMMAND_MODULES = ("lookup", "framework", "serve", "demo")
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"nhs_lookup.commands.{_name}").register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Typed records that cross module boundaries in the lookup engine."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ExamQuery:
+    """One exam as a RIS exports it. Only ``exam_name`` is required."""
+
+    exam_name: str
+    modality_code: str | None = None
+    exam_code: str | None = None
+    data_source: str | None = None
+
+
+@dataclass
+class Components:
+    """What an exam name says, parsed the same way for inputs and catalogue rows."""
+
+    modality: str | None = None  # canonical: XR CT MRI US NM PET MG FL IR DEXA ... or None
+    anatomy: tuple[str, ...] = ()  # canonical body parts (hierarchical vocabulary)
+    laterality: str | None = None  # left | right | bilateral | None (unstated)
+    contrast: str | None = None  # with | without | with_and_without | oral | None (unstated)
+    technique: tuple[str, ...] = ()  # angiography, doppler, hrct, views, ...
+    interventional: bool = False
+    non_clinical: str | None = None  # reason when the entry is administrative (did_not_attend, ...)
+    clean_text: str = ""  # normalised text used for lexical/semantic matching
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class CatalogueEntry:
+    """One catalogue row. Rows sharing a SNOMED concept but differing in laterality stay distinct."""
+
+    row_id: int
+    name: str  # primary_source_name / NICIP short name / RadLex short name
+    snomed_id: str | None = None
+    fsn: str | None = None
+    laterality_id: str | None = None
+    laterality_fsn: str | None = None
+    nicip_code: str | None = None
+    is_diagnostic: bool = True
+    is_interventional: bool = False
+    source: str = "nhs"  # nhs | nicip | radlex | sample
+    components: Components = field(default_factory=Components)
+
+
+@dataclass
+class Candidate:
+    """A scored catalogue row for one query."""
+
+    entry: CatalogueEntry
+    score: float
+    component_scores: dict[str, float] = field(default_factory=dict)
+    semantic_score: float = 0.0
+    notes: tuple[str, ...] = ()  # human-readable reasons (bonuses, penalties, constraints)
+
+    def to_dict(self) -> dict[str, Any]:
+        e = self.entry
+        return {
+            "name": e.name,
+            "nicip_code": e.nicip_code,
+            "snomed_id": e.snomed_id,
+            "fsn": e.fsn,
+            "laterality": e.laterality_fsn,
+            "score": round(self.score, 4),
+            "semantic_score": round(self.semantic_score, 4),
+            "component_scores": {k: round(v, 4) for k, v in self.component_scores.items()},
+            "notes": list(self.notes),
+        }
+
+
+@dataclass
+class LookupResult:
+    """The engine's answer for one query."""
+
+    query: ExamQuery
+    components: Components
+    best: Candidate | None  # None means an explicit no-match
+    confidence: float  # in [0, 1]
+    candidates: list[Candidate] = field(default_factory=list)  # ranked alternatives (best first)
+    ambiguous: bool = False
+    no_match_reason: str | None = None  # non_clinical | not_in_catalogue | low_confidence | ...
+    explanation: str = ""
+    elapsed_ms: float = 0.0
+
+    @property
+    def matched(self) -> bool:
+        return self.best is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        b = self.best
+        return {
+            "data_source": self.query.data_source,
+            "modality_code": self.query.modality_code,
+            "exam_code": self.query.exam_code,
+            "exam_name": self.query.exam_name,
+            "matched": self.matched,
+            "clean_name": b.entry.name if b else None,
+            "nicip_code": b.entry.nicip_code if b else None,
+            "snomed": {
+                "found": b is not None,
+                "id": b.entry.snomed_id if b else None,
+                "fsn": b.entry.fsn if b else None,
+                "laterality_concept_id": b.entry.laterality_id if b else None,
+                "laterality_fsn": b.entry.laterality_fsn if b else None,
+            },
+            "confidence": round(self.confidence, 4),
+            "ambiguous": self.ambiguous,
+            "no_match_reason": self.no_match_reason,
+            "explanation": self.explanation,
+            "components": self.components.to_dict(),
+            "all_candidates": [c.to_dict() for c in self.candidates],
+        }
