@@ -120,7 +120,9 @@ def _build(cls: type, data: dict[str, Any] | None, where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(f"unknown config key(s) in {where}: {', '.join(unknown)}; allowed: {', '.join(fields)}")
+        raise ValueError(
+            f"unknown config key(s) in {where}: {', '.join(unknown)}; allowed: {', '.join(fields)}"
+        )
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         f = fields[name]

@@ -118,3 +118,27 @@ class LookupResult:
             "components": self.components.to_dict(),
             "all_candidates": [c.to_dict() for c in self.candidates],
         }
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input case, optionally gold-labelled (``acceptable`` names, or an expected no-match)."""
+
+    query: ExamQuery
+    case_id: str | None = None
+    acceptable: tuple[str, ...] = ()  # catalogue names a careful coder accepts, best first
+    no_match: bool = False  # gold says no catalogue row is acceptable
+    no_match_reason: str | None = None  # non_clinical | not_in_catalogue
+
+    @property
+    def labelled(self) -> bool:
+        return bool(self.acceptable) or self.no_match
+
+
+@dataclass(frozen=True)
+class CaseError:
+    """A row of a case file that could not be read (reported, never fatal)."""
+
+    source: str
+    row: int  # 1-based row number (JSON list index + 1, or CSV data line number)
+    message: str

@@ -1,9 +1,129 @@
-"""Sub-command module (registered by echoquality.cli). Owner fills in `register`."""
+"""`echoquality prepare-data`: build training_data/ from inference results (+ human labels)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's command(s) to *app*."""
+    """Add `prepare-data` to *app*."""
+
+    @app.command("prepare-data")
+    def prepare_data(
+        results: Path = typer.Option(
+            Path("results/inference_output"),
+            "--results",
+            help="Inference output folder (results.csv or summary.json).",
+        ),
+        output: Path = typer.Option(Path("training_data"), "--output", help="Training-set folder to create."),
+        data_dir: Path | None = typer.Option(
+            None,
+            "--data-dir",
+            help="Folder the inference run read (resolves relative paths; default: from run_info.json, else raw_data).",
+        ),
+        max_high_quality: int = typer.Option(800, help="At most this many high-quality (label 1) clips."),
+        max_low_quality: int = typer.Option(300, help="At most this many low-quality (label 0) clips."),
+        high_quality_threshold: float = typer.Option(0.95, help="HQ: score >= this AND status PASS."),
+        low_quality_threshold: float = typer.Option(0.1, help="LQ: score <= this AND status FAIL."),
+        seed: int = typer.Option(42, help="Seed for sampling over the caps (balanced across machine types)."),
+        labels: Path | None = typer.Option(
+            None,
+            "--labels",
+            help="CSV with columns path,label (1 good / 0 poor; path relative to --data-dir or absolute): "
+            "human labels, added to the set and overriding pseudo-labels.",
+        ),
+        no_pseudo_labels: bool = typer.Option(
+            False, "--no-pseudo-labels", help="Use only the human labels from --labels."
+        ),
+        review_queue_size: int = typer.Option(
+            0,
+            "--review-queue",
+            help="Write the N least certain unlabelled clips to review_queue.csv for expert labelling.",
+        ),
+        review_center: float = typer.Option(
+            0.3, "--review-center", help="Uncertainty centre for --review-queue: the PASS threshold (0.3)."
+        ),
+        force: bool = typer.Option(False, "--force", help="Replace an existing training set in --output."),
+    ) -> None:
+        """Select pseudo-labelled clips from inference results, copy them to OUTPUT/echo_videos/ and
+        write echo_annotations.csv and dataset_analysis.json.
+
+        HQ (label 1): score >= --high-quality-threshold and PASS. LQ (label 0): score <= --low-quality-threshold
+        and FAIL. Everything else is excluded and counted. Pseudo-labels are the model's own confident
+        predictions and teach it little; prefer human labels (--labels, --review-queue).
+        """
+        from rich.console import Console
+
+        from echoquality.prepare import (
+            PrepareError,
+            SelectionCriteria,
+            merge_labels,
+            read_labels,
+            review_queue,
+            select,
+            write_training_set,
+        )
+        from echoquality.results_table import ResultsError, data_dir_from_run_info, load_results
+
+        console = Console()
+        criteria = SelectionCriteria(
+            high_quality_threshold, low_quality_threshold, max_high_quality, max_low_quality, seed
+        )
+        try:
+            criteria.validate()
+            if no_pseudo_labels and labels is None:
+                raise PrepareError("--no-pseudo-labels needs --labels")
+            records, source = load_results(results)
+        except (ResultsError, PrepareError) as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+        ddir = data_dir or data_dir_from_run_info(results) or Path("raw_data")
+        try:
+            human = read_labels(labels, ddir) if labels else []
+            selection = select(records, criteria)
+            clips, label_counts = merge_labels(
+                selection, records, human, ddir, use_pseudo=not no_pseudo_labels
+            )
+            queue = (
+                review_queue(
+                    records,
+                    review_queue_size,
+                    review_center,
+                    {c.source for c in clips if c.label_source == "human"},
+                    ddir,
+                )
+                if review_queue_size > 0
+                else None
+            )
+            report = write_training_set(
+                clips,
+                selection,
+                criteria,
+                output,
+                force=force,
+                label_counts=label_counts,
+                queue=queue,
+                queue_center=review_center,
+                data_dir=ddir,
+                source=str(source),
+            )
+        except PrepareError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from exc
+        console.print(
+            f"HQ candidates {selection.hq_candidates} (kept {len(selection.high)}), "
+            f"LQ candidates {selection.lq_candidates} (kept {len(selection.low)}), excluded {selection.excluded}"
+        )
+        if human:
+            console.print(f"human labels: {label_counts}")
+        for m in report.missing_files:
+            console.print(f"[yellow]missing source file:[/yellow] {m}")
+        console.print(
+            f"[green]{report.total_samples} clips[/green] ({report.high_quality_count} HQ / "
+            f"{report.low_quality_count} LQ) copied to {output / 'echo_videos'}; "
+            f"missing {len(report.missing_files)}; annotations: {output / 'echo_annotations.csv'}"
+        )
+        if report.review_queue:
+            console.print(f"review queue: {report.review_queue} (closest to {review_center})")
