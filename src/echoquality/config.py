@@ -53,6 +53,9 @@ class InferenceConfig:
     num_workers: int = 2  # decode/preprocess worker processes
     write_csv: bool = True
     write_plots: bool = True
+    gradcam: bool = False  # save a Grad-CAM GIF per scored file (needs echoquality.gradcam)
+    max_in_flight: int = 0  # files queued/decoding at once (bounds memory); 0: 2*batch_size + 2*workers
+    start_method: str = "spawn"  # multiprocessing start method of the decode workers
 
 
 @dataclass
@@ -100,6 +103,13 @@ class TrainConfig:
     mlflow: bool = True
     experiment_name: str = "EchoQuality_Training"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # added by the training module
+    data_root: str | None = None  # base for video_path; None: the annotations CSV's folder
+    use_cache: bool = True  # cache decoded uint8 clips under cache_dir
+    augmentation: bool = True  # augment the training split
+    device: str = "auto"  # auto | cpu | cuda
+    tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI or sqlite:///./mlruns/mlflow.db
+    min_delta: float = 0.0  # early stopping: the val loss must improve by more than this
 
 
 @dataclass

@@ -42,8 +42,8 @@ ULTRASOUND_SOP_CLASSES = frozenset(
 )
 
 
-class SkipReason(str, enum.Enum):
-    """Why a file was not scored. Values are the keys written to result files."""
+class SkipReason(enum.StrEnum):
+    """Why a file was not scored. Values are the keys written to result files (str(reason) == value)."""
 
     NOT_DICOM = "not_dicom"
     NOT_ULTRASOUND = "not_ultrasound"
@@ -108,6 +108,10 @@ def is_dicom(path: Path) -> bool:
         return False
     if len(head) >= 132 and head[128:132] == b"DICM":
         return True
+    # Preamble-less stream: must start with a file-meta (0002) or identifying (0008) group tag,
+    # little or big endian; this cheap test avoids force-parsing arbitrary large files.
+    if head[:2] not in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08"):
+        return False
     return _header_without_preamble(path) is not None
 
 
@@ -116,7 +120,7 @@ def _header_without_preamble(path: Path) -> Dataset | None:
     import pydicom
 
     try:
-        ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+        ds = pydicom.dcmread(path, force=True, stop_before_pixels=True, defer_size="64 KB")
         keys = list(ds.keys())
     except Exception:
         return None
@@ -218,9 +222,7 @@ def info_from_dataset(ds: Dataset, path: Path, folder_name: str | None = None) -
     """Build :class:`DicomInfo` from an already-read header dataset."""
     model = _str_or_none(ds.get("ManufacturerModelName"))
     ts = _transfer_syntax(ds)
-    ts_name = None
-    if ts is not None:
-        ts_name = ts.name if getattr(ts, "is_transfer_syntax", False) or ts.name != str(ts) else str(ts)
+    ts_name = ts.name if ts is not None else None  # unknown UIDs: the UID itself
     return DicomInfo(
         path=Path(path),
         modality=_str_or_none(ds.get("Modality")),
@@ -231,7 +233,7 @@ def info_from_dataset(ds: Dataset, path: Path, folder_name: str | None = None) -
         patient_id=_str_or_none(ds.get("PatientID")),
         study_uid=_str_or_none(ds.get("StudyInstanceUID")),
         sop_uid=_str_or_none(ds.get("SOPInstanceUID")),
-        num_frames=max(_int_or(ds.get("NumberOfFrames"), 1), 0) if ds.get("NumberOfFrames") not in (None, "") else 1,
+        num_frames=max(_int_or(ds.get("NumberOfFrames"), 1), 0),
         fps=frame_rate(ds),
         rows=_int_or(ds.get("Rows"), 0),
         columns=_int_or(ds.get("Columns"), 0),
@@ -253,7 +255,9 @@ def read_info(path: Path, folder_name: str | None = None) -> DicomInfo:
     except SkipError:
         raise
     except Exception as exc:  # malformed values (e.g. non-numeric Rows)
-        raise SkipError(SkipReason.OTHER_ERRORS, f"cannot interpret DICOM header of {path.name}: {exc}") from exc
+        raise SkipError(
+            SkipReason.OTHER_ERRORS, f"cannot interpret DICOM header of {path.name}: {exc}"
+        ) from exc
 
 
 def check_eligible(info: DicomInfo) -> None:
@@ -268,7 +272,9 @@ def check_eligible(info: DicomInfo) -> None:
     if info.rows < 1 or info.columns < 1:
         raise SkipError(SkipReason.INVALID_DIMENSIONS, f"image size {info.rows}x{info.columns}")
     if info.samples_per_pixel not in (1, 3):
-        raise SkipError(SkipReason.INVALID_DIMENSIONS, f"SamplesPerPixel {info.samples_per_pixel} is not 1 or 3")
+        raise SkipError(
+            SkipReason.INVALID_DIMENSIONS, f"SamplesPerPixel {info.samples_per_pixel} is not 1 or 3"
+        )
     if info.num_frames <= 1:
         raise SkipError(
             SkipReason.SINGLE_FRAME,
@@ -281,9 +287,15 @@ def check_eligible(info: DicomInfo) -> None:
 # --------------------------------------------------------------------------------------------
 
 _CODEC_HINTS: list[tuple[tuple[str, ...], str]] = [
-    (("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"), "Pillow, pylibjpeg + pylibjpeg-libjpeg, or python-gdcm"),
+    (
+        ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"),
+        "Pillow, pylibjpeg + pylibjpeg-libjpeg, or python-gdcm",
+    ),
     (("1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"), "pylibjpeg + pylibjpeg-libjpeg, or python-gdcm"),
-    (("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"), "pyjpegls, pylibjpeg + pylibjpeg-libjpeg, or python-gdcm"),
+    (
+        ("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"),
+        "pyjpegls, pylibjpeg + pylibjpeg-libjpeg, or python-gdcm",
+    ),
     (
         (
             "1.2.840.10008.1.2.4.90",
@@ -296,6 +308,7 @@ _CODEC_HINTS: list[tuple[tuple[str, ...], str]] = [
     ),
     (("1.2.840.10008.1.2.5",), "pylibjpeg + pylibjpeg-rle (or pydicom's built-in RLE decoder)"),
 ]
+_PILLOW_FIRST = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"})
 _VIDEO_PREFIXES = ("1.2.840.10008.1.2.4.10", "1.2.840.10008.1.2.4.11")  # MPEG-2 / MPEG-4 / HEVC
 
 
@@ -389,7 +402,9 @@ def _decode_error(ds: Dataset, exc: BaseException) -> SkipError:
         return SkipError(SkipReason.OTHER_ERRORS, f"out of memory decoding {_ts_label(ds)}")
     if isinstance(exc, AttributeError) and "no pixel data" in text.lower():
         return SkipError(SkipReason.EMPTY_PIXEL_ARRAY, f"no pixel data: {text}")
-    return SkipError(SkipReason.DECODE_ERROR, f"{_ts_label(ds)} needs {codec_hint(ts)}; decoding failed: {text}")
+    return SkipError(
+        SkipReason.DECODE_ERROR, f"{_ts_label(ds)} needs {codec_hint(ts)}; decoding failed: {text}"
+    )
 
 
 def _check_decoder(ds: Dataset) -> None:
@@ -403,7 +418,8 @@ def _check_decoder(ds: Dataset) -> None:
         decoder = get_decoder(ts)
     except NotImplementedError:
         raise SkipError(
-            SkipReason.DECODE_ERROR, f"{_ts_label(ds)} needs {codec_hint(ts)}: no pydicom decoder exists for it"
+            SkipReason.DECODE_ERROR,
+            f"{_ts_label(ds)} needs {codec_hint(ts)}: no pydicom decoder exists for it",
         ) from None
     if not decoder.is_available:
         missing = "; ".join(f"{name}: {', '.join(deps)}" for name, deps in decoder.missing_dependencies)
@@ -446,7 +462,8 @@ def read_frames(path: Path, indices: Sequence[int], info: DicomInfo | None = Non
     missing = [i for i in wanted if i not in decoded]
     if missing:
         raise SkipError(
-            SkipReason.DECODE_ERROR, f"{_ts_label(ds)}: frame {missing[0]} could not be decoded (pixel data too short?)"
+            SkipReason.DECODE_ERROR,
+            f"{_ts_label(ds)}: frame {missing[0]} could not be decoded (pixel data too short?)",
         )
     if any(decoded[i].size == 0 for i in decoded):
         raise SkipError(SkipReason.EMPTY_PIXEL_ARRAY, f"decoded pixel array of {path.name} is empty")
@@ -462,12 +479,25 @@ def _decode_selected(
 
     multi = n_frames > 1
     out: dict[int, np.ndarray] = {}
-    if _transfer_syntax(header) is not None:
-        # Single-frame files are decoded without `indices` (NumberOfFrames may be absent).
-        frames = iter_pixels(path, indices=wanted if multi else None)
-        for idx, frame in zip(wanted if multi else [0], frames, strict=False):
-            out[idx] = plan.to_rgb(frame)
-        return out
+    ts = _transfer_syntax(header)
+    if ts is not None:
+        # Pillow decodes JPEG Baseline/Extended about twice as fast as the default plugin order;
+        # any failure retries with pydicom's default plugin choice.
+        plugins = ["pillow", ""] if str(ts) in _PILLOW_FIRST else [""]
+        for n, plugin in enumerate(plugins):
+            try:
+                # Single-frame files are decoded without `indices` (NumberOfFrames may be absent).
+                frames = iter_pixels(path, indices=wanted if multi else None, decoding_plugin=plugin)
+                for idx, frame in zip(wanted if multi else [0], frames, strict=False):
+                    out[idx] = plan.to_rgb(frame)
+                return out
+            except SkipError:
+                raise
+            except Exception as exc:
+                if n == len(plugins) - 1:
+                    raise
+                log.debug("decoding %s with %s failed (%s); retrying with the default plugin", path, plugin, exc)
+                out.clear()
     import pydicom
     from pydicom.uid import ImplicitVRLittleEndian
 

@@ -16,6 +16,7 @@ raises :class:`WeightsError` with a message that says what is wrong and what to 
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -226,9 +227,11 @@ def load_state_dict_checked(path: Path, map_location: str | torch.device = "cpu"
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for garbage input
-        raise WeightsError(
-            f"{path} is not a readable PyTorch weights file ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
-        ) from exc
+        if isinstance(exc, pickle.UnpicklingError) and "weights_only" in str(exc):
+            why = "not a torch.save file, or it holds Python objects besides tensors (not loaded, for safety)"
+        else:
+            why = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+        raise WeightsError(f"{path} is not a readable PyTorch weights file ({why})") from exc
     state_dict = _unwrap(obj, path)
     check_state_dict(state_dict, source=str(path))
     return state_dict

@@ -23,7 +23,7 @@ FAIL = "FAIL"
 
 
 def status_for(score: float, threshold: float = DEFAULT_THRESHOLD) -> str:
-    """"PASS" when ``score >= threshold``, else "FAIL"."""
+    """ "PASS" when ``score >= threshold``, else "FAIL"."""
     return PASS if score >= threshold else FAIL
 
 

@@ -1,9 +1,114 @@
-"""Sub-command module (registered by echoquality.cli). Owner fills in `register`."""
+"""`echoquality infer`: score every cine under a data folder and write the result files."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+NO_WEIGHTS_HELP = """No model weights found. The quality model needs a weights file; get one of:
+  - the reference weights, if you have a URL for them:
+      echoquality download-weights --url URL        (saves weights/video_quality_model.pt, checks sha256)
+  - an existing file:  --weights PATH   or   export ECHOQUALITY_WEIGHTS=PATH
+  - your own model:    echoquality train ...        then --weights trained_models/best_model.pt
+Looked for: --weights, $ECHOQUALITY_WEIGHTS, config inference.weights, weights/video_quality_model.pt"""
+
+
+def infer(
+    data_dir: Path = typer.Option(
+        None, "--data-dir", help="Folder with one sub-folder per study/device (default raw_data)."
+    ),
+    output: Path = typer.Option(
+        None, "--output", "-o", help="Output folder (default results/inference_output)."
+    ),
+    weights: str = typer.Option(
+        None,
+        "--weights",
+        "-w",
+        help="Weights file (state_dict). Default: $ECHOQUALITY_WEIGHTS, then weights/video_quality_model.pt.",
+    ),
+    threshold: float = typer.Option(None, "--threshold", help="PASS when score >= threshold (default 0.3)."),
+    device: str = typer.Option(None, "--device", help="auto | cpu | cuda (default auto)."),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Clips per forward pass (default 4)."),
+    workers: int = typer.Option(
+        None, "--workers", min=0, help="Decode/preprocess worker processes; 0 = inline (default 2)."
+    ),
+    config: Path = typer.Option(None, "--config", help="YAML config (see config.yaml); options override it."),
+    fps_aware: bool = typer.Option(
+        False, "--fps-aware", help="Sample the same time window whatever the frame rate (not the reference)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Re-score files already scored in --output."),
+    clean: bool = typer.Option(False, "--clean", help="Empty --output first (never touches --data-dir)."),
+    no_plots: bool = typer.Option(False, "--no-plots", help="Do not draw the PNG charts."),
+    gradcam: bool = typer.Option(False, "--gradcam", help="Save a Grad-CAM GIF per scored file."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Score every echo cine under DATA_DIR/<folder>/** and write results in the original tool's format.
+
+    Writes to the output folder: summary.json, results.csv, run_info.json, score_distribution.png,
+    pass_fail_distribution.png and per folder folder_summary.json, inference_results.json,
+    <folder>_failed_files.json and the two charts. Files that cannot be scored are listed with a reason.
+    Re-running scores only new or changed files (same weights and preprocessing); earlier results are never
+    deleted unless --force or --clean. Exit code 0 when the run completed (even with skipped files),
+    2 for usage errors (no/invalid weights, missing data folder).
+    """
+    from rich.console import Console
+
+    from echoquality.config import load_config
+
+    console = Console()
+    err = Console(stderr=True)
+    try:
+        cfg = load_config(config)
+    except (FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]config error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    icfg = cfg.inference
+    if data_dir is not None:
+        icfg.data_dir = str(data_dir)
+    if output is not None:
+        icfg.output_dir = str(output)
+    if threshold is not None:
+        icfg.threshold = threshold
+    if device is not None:
+        icfg.device = device
+    if batch_size is not None:
+        icfg.batch_size = batch_size
+    if workers is not None:
+        icfg.num_workers = workers
+    if fps_aware:
+        cfg.preprocess.fps_aware = True
+    if no_plots:
+        icfg.write_plots = False
+    if gradcam:
+        icfg.gradcam = True
+
+    from echoquality.inference import InferenceError, run_inference
+    from echoquality.model import WeightsError, resolve_weights_path
+    from echoquality.outputs import print_summary
+
+    weights_path = resolve_weights_path(weights or icfg.weights)
+    if weights_path is None:
+        err.print(f"[red]{NO_WEIGHTS_HELP}[/]")
+        raise typer.Exit(2)
+    icfg.weights = str(weights_path)
+    try:
+        summary = run_inference(
+            cfg, weights=weights_path, force=force, clean=clean, progress=not quiet, console=console
+        )
+    except WeightsError as exc:
+        err.print(f"[red]weights error:[/] {exc}")
+        if not weights_path.exists():
+            err.print(NO_WEIGHTS_HELP)
+        raise typer.Exit(2) from exc
+    except InferenceError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    print_summary(summary, console)
+    if summary.weights_note:
+        console.print(f"[bold yellow]Note on the weights:[/] {summary.weights_note}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's command(s) to *app*."""
+    """Add ``infer`` to *app*."""
+    app.command("infer")(infer)

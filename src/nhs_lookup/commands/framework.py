@@ -1,9 +1,534 @@
-"""Sub-command module (registered by nhs_lookup.cli). Owner fills in `register`."""
+"""``nhs-lookup train | optimize | validate``: the framework around the lookup engine.
+
+Heavy imports (the engine, SQLAlchemy, Optuna, MLflow) happen inside the commands so ``--help`` is fast.
+Exit codes: 0 ok, 1 validation below ``--min-accuracy`` or a failed run, 2 usage / input errors.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+DatasetOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--dataset",
+        "-d",
+        help="Case file (JSON or CSV, labelled or not); repeat for several. Gold format: EXAM_NAME, "
+        "MODALITY_CODE, DATA_SOURCE, EXAM_CODE (+ acceptable, no_match).",
+    ),
+]
+DatasetDirOpt = Annotated[
+    Path | None, typer.Option("--dataset-dir", help="Folder whose .json/.csv files are all read as cases.")
+]
+CatalogueOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--catalogue",
+        envvar="NHS_LOOKUP_CATALOGUE",
+        help="Catalogue file (e.g. ../shared/nhs/NHS.json). Default: $NHS_LOOKUP_CATALOGUE, else the bundled sample.",
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config-path", help="Engine config YAML (e.g. optimized_config.yaml). Default: built-in defaults."
+    ),
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for the random split and the samplers.")]
+SplitOpt = Annotated[
+    str, typer.Option("--split-by", help="Hold out whole data sources ('source') or random cases ('random').")
+]
+ReportOpt = Annotated[Path | None, typer.Option("--report-json", help="Also write the report as JSON here.")]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def _datasets(
+    dataset: list[Path] | None, dataset_dir: Path | None, preferred: str, catalogue: str | None
+) -> tuple[list[Path], str | None]:
+    """The case files to read and the catalogue to use. With no dataset given, the shared gold file
+    (or the bundled sample) is used; shared gold names rows of the shared NHS.json, so that
+    catalogue is paired with it unless --catalogue / $NHS_LOOKUP_CATALOGUE says otherwise."""
+    from nhs_lookup.framework.paths import SAMPLE_CASES, default_cases, shared_file
+
+    paths = list(dataset or [])
+    if dataset_dir is not None:
+        paths.append(dataset_dir)
+    if paths:
+        return paths, catalogue
+    path, note = default_cases(preferred)
+    console.print(f"[dim]{note}[/dim]")
+    if path != SAMPLE_CASES and catalogue is None:
+        nhs = shared_file("NHS.json")
+        if nhs is not None:
+            console.print(f"[dim]catalogue {nhs} (the shared gold labels name its rows; --catalogue to change)[/dim]")
+            catalogue = str(nhs)
+    return [path], catalogue
+
+
+def _config(config_path: Path | None) -> Any:
+    from nhs_lookup.config import load_config
+
+    try:
+        return load_config(config_path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _write_json(path: Path | None, data: dict[str, Any]) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2, default=str))
+        console.print(f"report written to {path}")
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+# ------------------------------------------------------------------------------------------- train
+def train(
+    dataset: DatasetOpt = None,
+    dataset_dir: DatasetDirOpt = None,
+    experiment_name: Annotated[
+        str | None,
+        typer.Option(
+            "--experiment-name",
+            help="Session name; re-running the same name resumes it. Default: train-<first file name>.",
+        ),
+    ] = None,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Cases per worker task.")] = 1000,
+    max_workers: Annotated[
+        int, typer.Option("--max-workers", min=1, help="Worker processes (each builds the engine once).")
+    ] = 4,
+    checkpoint_interval: Annotated[
+        int,
+        typer.Option(
+            "--checkpoint-interval", min=1, help="Commit results and a checkpoint every N processed cases."
+        ),
+    ] = 2500,
+    config_path: ConfigOpt = None,
+    catalogue: CatalogueOpt = None,
+    db: Annotated[
+        str, typer.Option("--db", help="SQLAlchemy URL or SQLite file path of the result store.")
+    ] = "training_sessions.db",
+    seed: SeedOpt = 0,
+    validation_split: Annotated[
+        float,
+        typer.Option(
+            "--validation-split", min=0.0, max=0.99, help="Share of cases marked 'validation' in the store."
+        ),
+    ] = 0.1,
+    split_by: SplitOpt = "source",
+    success_threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--success-threshold",
+            help="Confidence for a 'confident match' (success rate). Default: config.confident_threshold (0.7).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Start a new session even if this experiment exists (old rows are kept)."
+        ),
+    ] = False,
+    report_json: ReportOpt = None,
+    log_dir: Annotated[
+        Path, typer.Option("--log-dir", help="Folder for training_YYYYMMDD_HHMMSS.log.")
+    ] = Path("logs/training"),
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+) -> None:
+    """Run the engine over a (large) case set: worker processes, a SQL result store, checkpoints and resume.
+
+    Every case gets one row (input, expected, predicted, confidence, rank of the correct answer, time,
+    error, split). Kill it at any time and run the same command again: it continues after the last
+    checkpoint. Prints top-1/top-5 accuracy (labelled cases), success rate, calibration, per-modality
+    and per-source tables.
+    """
+    from nhs_lookup.cases import CaseFileError
+    from nhs_lookup.framework.report import render_report
+    from nhs_lookup.framework.train import ResumeMismatchError, TrainOptions, run_training
+
+    paths, catalogue = _datasets(dataset, dataset_dir, "dev_gold.json", catalogue)
+    name = experiment_name or f"train-{Path(paths[0]).stem}"
+    opts = TrainOptions(
+        datasets=paths,
+        experiment_name=name,
+        db=db,
+        config=_config(config_path),
+        config_path=str(config_path) if config_path else None,
+        catalogue=catalogue,
+        chunk_size=chunk_size,
+        max_workers=max_workers,
+        checkpoint_interval=checkpoint_interval,
+        validation_split=validation_split,
+        split_by=split_by,
+        seed=seed,
+        success_threshold=success_threshold,
+        force=force,
+        log_dir=log_dir,
+        show_progress=progress,
+    )
+    try:
+        run = run_training(opts)
+    except (CaseFileError, ResumeMismatchError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    info = run.dataset
+    for e in info.errors[:20]:
+        err.print(f"[yellow]skipped[/yellow] {e.source} row {e.row}: {e.message}")
+    if len(info.errors) > 20:
+        err.print(f"[yellow]... and {len(info.errors) - 20} more unreadable rows[/yellow]")
+    if run.status == "already_completed":
+        console.print(
+            f"experiment [bold]{name}[/bold] already completed (session {run.session_id}, "
+            f"{run.resumed_from} cases); showing its report. Use --force to run it again as a new session."
+        )
+    else:
+        what = f"resumed after {run.resumed_from} cases" if run.resumed_from else "new session"
+        console.print(
+            f"session {run.session_id} ({what}): {run.processed_this_run} cases processed; log {run.log_path}"
+        )
+    if run.split_note:
+        console.print(f"[dim]validation split: {run.split_note}[/dim]")
+    if run.report:
+        for table in render_report(run.report, title=f"Training report: {name}"):
+            console.print(table)
+    _write_json(report_json, run.report)
+
+
+# ---------------------------------------------------------------------------------------- optimize
+def optimize(
+    dataset: DatasetOpt = None,
+    dataset_dir: DatasetDirOpt = None,
+    experiment_name: Annotated[
+        str | None,
+        typer.Option(
+            "--experiment-name",
+            help="Optuna study name (resumed if it exists). Default: optimize-<file>-<strategy>.",
+        ),
+    ] = None,
+    config_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--config-path",
+            help="Starting config (trial 0, and the baseline figures). Default: built-in defaults.",
+        ),
+    ] = None,
+    max_experiments: Annotated[
+        int, typer.Option("--max-experiments", min=1, help="Trials to run in this invocation.")
+    ] = 25,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            "--strategy", help="tpe (Bayesian, default), random_search, or grid_search (the seed's grid)."
+        ),
+    ] = "tpe",
+    catalogue: CatalogueOpt = None,
+    db: Annotated[
+        str,
+        typer.Option(
+            "--db",
+            help="Optuna storage: SQLite path or SQLAlchemy URL (PostgreSQL to share a study between machines).",
+        ),
+    ] = "optimization_results.db",
+    seed: SeedOpt = 0,
+    validation_split: Annotated[
+        float,
+        typer.Option(
+            "--validation-split", min=0.0, max=0.9, help="Share of labelled cases held out from tuning."
+        ),
+    ] = 0.3,
+    split_by: SplitOpt = "source",
+    early_stopping_threshold: Annotated[
+        float,
+        typer.Option("--early-stopping-threshold", help="Stop once the best TRAINING top-1 reaches this."),
+    ] = 0.95,
+    patience: Annotated[
+        int, typer.Option("--patience", min=0, help="Stop after N trials without improvement (0: off).")
+    ] = 0,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Stop starting trials after this many seconds.")
+    ] = None,
+    max_workers: Annotated[
+        int,
+        typer.Option(
+            "--max-workers", min=1, help="Processes used to prepare (parse + retrieve) large case sets."
+        ),
+    ] = 4,
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Where the best config is written (loadable by --config-path)."),
+    ] = Path("optimized_config.yaml"),
+    mlflow: Annotated[
+        bool,
+        typer.Option(
+            "--mlflow/--no-mlflow", help="Log each trial to MLflow (local ./mlruns unless --mlflow-uri)."
+        ),
+    ] = True,
+    mlflow_uri: Annotated[str | None, typer.Option("--mlflow-uri", help="MLflow tracking URI.")] = None,
+    create_study: Annotated[
+        bool,
+        typer.Option(
+            "--create-study", help="Only create the study in --db and exit (then start workers with --join)."
+        ),
+    ] = False,
+    join: Annotated[
+        bool,
+        typer.Option(
+            "--join",
+            help="Load an existing study (shared by several worker processes) instead of creating it.",
+        ),
+    ] = False,
+    report_json: ReportOpt = None,
+) -> None:
+    """Tune the scoring weights with an Optuna study (TPE, random or the seed's grid).
+
+    Parsing and retrieval run once per case; each trial only re-ranks. Objective: top-1 + 0.01 x MRR on
+    the training split. The best and the starting configs are both reported on the held-out
+    validation split, and the best is written to --output.
+    """
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from nhs_lookup.cases import CaseFileError, load_cases
+    from nhs_lookup.framework.dataset import expand_paths
+    from nhs_lookup.framework.optimize import STRATEGIES, OptimizeOptions, open_study, run_optimization
+    from nhs_lookup.framework.runner import EngineSpec, prepare_all
+    from nhs_lookup.framework.split import plan_split, source_of, split_cases
+
+    if strategy not in STRATEGIES:
+        raise _fail(f"unknown --strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    if create_study and join:
+        raise _fail("--create-study and --join exclude each other")
+    paths, catalogue = _datasets(dataset, dataset_dir, "dev_gold.json", catalogue)
+    study_name = experiment_name or f"optimize-{Path(paths[0]).stem}-{strategy}"
+    opts = OptimizeOptions(
+        study_name=study_name,
+        storage=db,
+        strategy=strategy,
+        max_experiments=max_experiments,
+        seed=seed,
+        early_stopping_threshold=early_stopping_threshold,
+        patience=patience,
+        timeout_s=timeout,
+        max_workers=max_workers,
+        output=output,
+        mlflow=mlflow,
+        mlflow_uri=mlflow_uri,
+        join=join,
+    )
+    if create_study:
+        import optuna
+
+        try:
+            open_study(opts, create_only=True)
+        except optuna.exceptions.DuplicatedStudyError as exc:
+            raise _fail(f"study '{study_name}' already exists in {db}") from exc
+        console.print(f"created study [bold]{study_name}[/bold] in {db}; start workers with --join")
+        return
+
+    config = _config(config_path)
+    try:
+        cases, errors = load_cases(expand_paths(paths))
+    except CaseFileError as exc:
+        raise _fail(str(exc)) from exc
+    for e in errors[:20]:
+        err.print(f"[yellow]skipped[/yellow] {e.source} row {e.row}: {e.message}")
+    labelled = [c for c in cases if c.labelled]
+    if not labelled:
+        raise _fail(
+            "the data set has no labelled cases (needs 'acceptable' or 'no_match'); nothing to optimise"
+        )
+    from collections import Counter
+
+    plan = plan_split(split_by, validation_split, seed, Counter(source_of(c) for c in labelled))
+    train_cases, val_cases = split_cases(labelled, plan)
+    console.print(
+        f"{len(labelled)} labelled cases: {len(train_cases)} train, {len(val_cases)} validation"
+        + (
+            f" ({plan.note}: {', '.join(plan.validation_sources)})"
+            if plan.validation_sources
+            else f" ({plan.mode} split)"
+        )
+    )
+
+    from nhs_lookup.engine import LookupEngine
+
+    engine = LookupEngine.load(config, catalogue_path=catalogue)
+    spec = EngineSpec.of(config, catalogue)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[bold]trials"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("best {task.fields[best]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("trials", total=max_experiments, best="-")
+
+        def on_trial(number: int, value: float, best: float) -> None:
+            progress.update(task, advance=1, best=f"{best:.4f}")
+
+        try:
+            run = run_optimization(
+                engine,
+                train_cases,
+                val_cases,
+                config,
+                opts,
+                prepare=lambda qs: prepare_all(engine, qs, spec, max_workers),
+                on_trial=on_trial,
+                tags={
+                    "dataset": ",".join(map(str, paths)),
+                    "catalogue": str(catalogue),
+                    "split": plan.note or plan.mode,
+                },
+            )
+        except ValueError as exc:
+            raise _fail(str(exc)) from exc
+        except KeyError as exc:  # optuna.load_study on a missing study
+            raise _fail(f"study '{study_name}' not found in {db} (create it with --create-study)") from exc
+
+    from rich.table import Table
+
+    table = Table(title=f"Optimisation: {study_name} ({strategy})")
+    for col in ("config", "split", "cases", "top-1", "top-5", "MRR"):
+        table.add_column(col, justify="right" if col not in ("config", "split") else "left")
+    for label, tr, va in (
+        ("start", run.baseline_train, run.baseline_validation),
+        ("best", run.best_train, run.best_validation),
+    ):
+        table.add_row(label, "train", str(tr.cases), _pct(tr.top1), _pct(tr.top5), f"{tr.mrr:.3f}")
+        if va is not None:
+            table.add_row(label, "validation", str(va.cases), _pct(va.top1), _pct(va.top5), f"{va.mrr:.3f}")
+    console.print(table)
+    tps = f"{run.trials_per_second:.1f} trials/s" if run.trials_per_second else "-"
+    console.print(
+        f"trials: {run.trials_this_run} this run, {run.trials_total} in the study ({tps}); best trial #{run.best_trial}; "
+        f"stopped: {run.stopped_because}; prepare {run.prepare_s:.1f}s, search {run.optimize_s:.1f}s"
+    )
+    for note in run.notes:
+        console.print(f"[dim]{note}[/dim]")
+    if run.importances:
+        imp = Table(title=f"Parameter importance ({run.importance_note})")
+        imp.add_column("parameter")
+        imp.add_column("importance", justify="right")
+        for k, v in list(run.importances.items())[:10]:
+            imp.add_row(k, f"{v:.3f}")
+        console.print(imp)
+    else:
+        console.print(f"[dim]{run.importance_note}[/dim]")
+    console.print(f"[dim]{run.mlflow_note}[/dim]")
+    console.print(f"best config written to [bold]{run.output}[/bold] (use it with --config-path)")
+    _write_json(
+        report_json,
+        run.to_dict() | {"split": {"mode": plan.mode, "validation_sources": list(plan.validation_sources)}},
+    )
+
+
+# ---------------------------------------------------------------------------------------- validate
+def validate(
+    sanity_test_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--sanity-test-path",
+            help="Labelled sanity set. Default: ../shared/nhs/sanity_gold.json if present, else the bundled sample.",
+        ),
+    ] = None,
+    config_path: ConfigOpt = None,
+    catalogue: CatalogueOpt = None,
+    min_accuracy: Annotated[
+        float, typer.Option("--min-accuracy", help="Exit with code 1 when top-1 accuracy is below this.")
+    ] = 0.8,
+    show_failures: Annotated[int, typer.Option("--show-failures", help="How many failures to list.")] = 25,
+    report_json: ReportOpt = None,
+) -> None:
+    """Sanity check: top-1/top-5, modality extraction, laterality/contrast agreement, preprocessing
+    consistency, an overall score and the failures. Exit code 1 when top-1 < --min-accuracy (CI gate)."""
+    from nhs_lookup.cases import CaseFileError, load_cases
+    from nhs_lookup.framework.validate import SCORE_WEIGHTS, validate_results
+
+    paths, catalogue = _datasets([sanity_test_path] if sanity_test_path else None, None, "sanity_gold.json", catalogue)
+    try:
+        cases, errors = load_cases(paths)
+    except CaseFileError as exc:
+        raise _fail(str(exc)) from exc
+    for e in errors[:20]:
+        err.print(f"[yellow]skipped[/yellow] {e.source} row {e.row}: {e.message}")
+    if not cases:
+        raise _fail("the sanity set has no readable cases")
+    from nhs_lookup.engine import LookupEngine
+
+    engine = LookupEngine.load(_config(config_path), catalogue_path=catalogue)
+    results = engine.lookup_many([c.query for c in cases])
+    report = validate_results(cases, results, min_accuracy)
+
+    from rich.table import Table
+
+    t = Table(title=f"Validation: {paths[0]}", show_header=False)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_row("cases (labelled)", f"{report.cases} ({report.labelled})")
+    t.add_row("top-1 accuracy", _pct(report.top1))
+    t.add_row("top-5 accuracy", _pct(report.top5))
+    t.add_row("mean reciprocal rank", "-" if report.mrr is None else f"{report.mrr:.3f}")
+    t.add_row(f"modality extraction accuracy ({report.modality_cases} cases)", _pct(report.modality_accuracy))
+    t.add_row(f"laterality agreement ({report.agreement_cases} matched)", _pct(report.laterality_agreement))
+    t.add_row(f"contrast agreement ({report.agreement_cases} matched)", _pct(report.contrast_agreement))
+    t.add_row(
+        f"preprocessing consistency ({report.consistency_groups} groups)",
+        _pct(report.preprocessing_consistency),
+    )
+    t.add_row(
+        "overall validation score", "-" if report.overall_score is None else f"{report.overall_score:.3f}"
+    )
+    console.print(t)
+    console.print(f"[dim]score = {' + '.join(f'{w} x {k}' for k, w in SCORE_WEIGHTS.items())}[/dim]")
+    if report.modality_by_code:
+        m = Table(title="Modality extraction by RIS code")
+        for col in ("RIS code", "canonical", "cases", "accuracy"):
+            m.add_column(col)
+        for code, v in report.modality_by_code.items():
+            m.add_row(code, v["canonical"], str(v["cases"]), _pct(v["accuracy"]))
+        console.print(m)
+    if report.failures:
+        f = Table(
+            title=f"Failures ({len(report.failures)}; first {min(show_failures, len(report.failures))})"
+        )
+        for col in ("case", "exam name", "expected", "predicted", "conf", "rank"):
+            f.add_column(col)
+        for x in report.failures[:show_failures]:
+            f.add_row(
+                x.case_id or "",
+                x.exam_name,
+                x.expected,
+                x.predicted or "(no match)",
+                f"{x.confidence:.2f}",
+                str(x.rank or "-"),
+            )
+        console.print(f)
+    _write_json(report_json, report.to_dict())
+    if not report.passed:
+        err.print(f"[red]FAILED[/red]: top-1 {_pct(report.top1)} is below --min-accuracy {min_accuracy:.0%}")
+        raise typer.Exit(1)
+    console.print(f"[green]passed[/green]: top-1 {_pct(report.top1)} >= {min_accuracy:.0%}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's command(s) to *app*."""
+    """Add ``train``, ``optimize`` and ``validate`` to *app*."""
+    app.command("train")(train)
+    app.command("optimize")(optimize)
+    app.command("validate")(validate)

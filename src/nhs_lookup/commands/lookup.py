@@ -1,9 +1,228 @@
-"""Sub-command module (registered by nhs_lookup.cli). Owner fills in `register`."""
+"""`nhs-lookup lookup | batch | evaluate | catalogue`: the engine from the command line."""
 
 from __future__ import annotations
 
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
 import typer
+
+CATALOGUE_HELP = (
+    "Catalogue file: NHS.json, a NICIP/SNOMED mapping (.csv/.xlsx) or a RadLex-style JSON. "
+    "Default: $NHS_LOOKUP_CATALOGUE, else the small bundled sample."
+)
+CONFIG_HELP = "YAML config (scoring weights etc.); missing keys keep their defaults."
+
+
+def _engine(catalogue: Path | None, config: Path | None):
+    from nhs_lookup.catalogue import CatalogueError
+    from nhs_lookup.config import load_config
+    from nhs_lookup.engine import LookupEngine
+
+    try:
+        cfg = load_config(config)
+        return LookupEngine.load(cfg, catalogue)
+    except (CatalogueError, FileNotFoundError, ValueError) as exc:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _print_result(result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    c = result.components
+    if result.best:
+        e = result.best.entry
+        con.print(f"[bold green]{e.name}[/bold green]  confidence [bold]{result.confidence:.2f}[/bold]"
+                  + ("  [yellow](ambiguous)[/yellow]" if result.ambiguous else ""))
+        con.print(f"  SNOMED {e.snomed_id or '-'}  {e.fsn or ''}" + (f"  NICIP {e.nicip_code}" if e.nicip_code else ""))
+        if e.laterality_fsn:
+            con.print(f"  laterality {e.laterality_fsn}")
+    else:
+        con.print(f"[bold red]no match[/bold red] ({result.no_match_reason})")
+    con.print(f"  {result.explanation}")
+    comp = Table(title="components", show_header=False, box=None)
+    for k in ("modality", "anatomy", "laterality", "contrast", "technique", "interventional", "clean_text"):
+        v = getattr(c, k)
+        comp.add_row(k, ", ".join(v) if isinstance(v, tuple) else str(v))
+    con.print(comp)
+    alt = Table(title="alternatives")
+    for col in ("#", "name", "score", "anatomy", "modality", "laterality", "contrast"):
+        alt.add_column(col)
+    for i, cand in enumerate(result.candidates, 1):
+        cs = cand.component_scores
+        alt.add_row(str(i), cand.entry.name, f"{cand.score:.3f}", *(f"{cs.get(k, 0):.2f}" for k in
+                    ("anatomy", "modality", "laterality", "contrast")))
+    con.print(alt)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's command(s) to *app*."""
+    """Add `lookup`, `batch`, `evaluate` and `catalogue`."""
+
+    @app.command("lookup")
+    def lookup_cmd(
+        exam_name: str = typer.Argument(..., help="Exam name as the RIS writes it, e.g. 'CT Abdo/Pelvis C+'."),
+        modality: str = typer.Option(None, "--modality", "-m", help="RIS modality code (evidence, e.g. CT, MR, Mamm)."),
+        exam_code: str = typer.Option(None, "--exam-code", help="RIS exam code (recorded in the output)."),
+        source: str = typer.Option(None, "--source", help="Data source / RIS name (recorded in the output)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+        catalogue: Path = typer.Option(None, "--catalogue", "-c", help=CATALOGUE_HELP),
+        config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
+    ) -> None:
+        """Map one exam name to the best catalogue row, with confidence, components and alternatives."""
+        from nhs_lookup.records import ExamQuery
+
+        engine = _engine(catalogue, config)
+        result = engine.lookup(ExamQuery(exam_name, modality, exam_code, source))
+        if as_json:
+            typer.echo(json.dumps(result.to_dict(), indent=2))
+        else:
+            _print_result(result)
+
+    @app.command("batch")
+    def batch_cmd(
+        input_file: Path = typer.Argument(..., help="Input cases: JSON list or CSV with EXAM_NAME (and MODALITY_CODE, ...)."),
+        output_file: Path = typer.Argument(..., help="Output file (.json or .csv); an existing file needs --force."),
+        catalogue: Path = typer.Option(None, "--catalogue", "-c", help=CATALOGUE_HELP),
+        config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
+        force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+    ) -> None:
+        """Map every exam of a file. Bad rows are reported and skipped; the rest are processed."""
+        from rich.console import Console
+        from rich.progress import Progress
+
+        from nhs_lookup.cases import CaseFileError, iter_cases
+
+        err = Console(stderr=True)
+        if output_file.exists() and not force:
+            err.print(f"[red]error:[/red] {output_file} exists (use --force to overwrite)")
+            raise typer.Exit(2)
+        if output_file.suffix.lower() not in {".json", ".csv"}:
+            err.print("[red]error:[/red] output must be .json or .csv")
+            raise typer.Exit(2)
+        errors: list = []
+        try:
+            cases = list(iter_cases(input_file, errors))
+        except CaseFileError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+        engine = _engine(catalogue, config)
+        results = []
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("looking up", total=len(cases))
+            for start in range(0, len(cases), 256):
+                chunk = cases[start : start + 256]
+                results.extend(engine.lookup_many([c.query for c in chunk]))
+                progress.advance(task, len(chunk))
+        rows = [r.to_dict() for r in results]
+        output_file.parent.mkdir(parents=True, exist_ok=True)
+        if output_file.suffix.lower() == ".json":
+            output_file.write_text(json.dumps(rows, indent=1))
+        else:
+            with output_file.open("w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["DATA_SOURCE", "MODALITY_CODE", "EXAM_CODE", "EXAM_NAME", "matched", "clean_name",
+                            "snomed_id", "snomed_fsn", "laterality_fsn", "confidence", "ambiguous", "no_match_reason"])
+                for r in rows:
+                    w.writerow([r["data_source"], r["modality_code"], r["exam_code"], r["exam_name"], r["matched"],
+                                r["clean_name"], r["snomed"]["id"], r["snomed"]["fsn"], r["snomed"]["laterality_fsn"],
+                                r["confidence"], r["ambiguous"], r["no_match_reason"]])
+        for e in errors:
+            err.print(f"[yellow]row {e.row}:[/yellow] {e.message}")
+        matched = sum(r["matched"] for r in rows)
+        err.print(f"{len(rows)} exams processed ({matched} matched), {len(errors)} bad rows -> {output_file}")
+        if errors:
+            raise typer.Exit(1)
+
+    @app.command("evaluate")
+    def evaluate_cmd(
+        gold_file: Path = typer.Argument(..., help="Gold-labelled cases (JSON/CSV with 'acceptable' / 'no_match')."),
+        catalogue: Path = typer.Option(None, "--catalogue", "-c", help=CATALOGUE_HELP),
+        config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
+        json_out: Path = typer.Option(None, "--json", help="Also save the full report as JSON here."),
+        show_errors: int = typer.Option(50, "--errors", help="How many errors to list (0: none)."),
+    ) -> None:
+        """Top-1/top-5 accuracy, MRR, no-match precision/recall, breakdowns, calibration and errors."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from nhs_lookup.cases import CaseFileError, load_cases
+        from nhs_lookup.evaluate import evaluate
+
+        con = Console()
+        try:
+            cases, errors = load_cases(gold_file)
+        except CaseFileError as exc:
+            Console(stderr=True).print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+        engine = _engine(catalogue, config)
+        rep = evaluate(engine, cases)
+        con.print(f"[bold]{gold_file}[/bold]: {rep.n_cases} labelled cases, catalogue {engine.catalogue.source_path}")
+        con.print(f"top-1 accuracy [bold]{rep.top1_accuracy:.3f}[/bold]   top-5 [bold]{rep.top5_accuracy:.3f}[/bold]   "
+                  f"MRR {rep.mrr:.3f}   no-match precision {rep.no_match_precision:.2f} recall {rep.no_match_recall:.2f}   "
+                  f"coverage {rep.coverage:.2f}   {rep.exams_per_second:.0f} exams/s")
+        for title, groups in (("by modality code", rep.by_modality), ("by data source", rep.by_source)):
+            t = Table(title=title)
+            for col in ("group", "n", "top-1", "top-5"):
+                t.add_column(col)
+            for name, g in groups.items():
+                t.add_row(name, str(g.n), f"{g.top1_accuracy:.2f}", f"{g.top5_accuracy:.2f}")
+            con.print(t)
+        t = Table(title="calibration (confidence band vs top-1 accuracy)")
+        for col in ("band", "n", "mean confidence", "accuracy"):
+            t.add_column(col)
+        for b in rep.calibration:
+            t.add_row(f"{b.low:.1f}-{min(b.high, 1.0):.1f}", str(b.n), f"{b.mean_confidence:.2f}", f"{b.accuracy:.2f}")
+        con.print(t)
+        if show_errors and rep.errors:
+            t = Table(title=f"errors ({len(rep.errors)})")
+            for col in ("exam name", "code", "predicted", "conf", "rank", "acceptable"):
+                t.add_column(col)
+            for o in rep.errors[:show_errors]:
+                t.add_row(o.exam_name, o.modality_code or "", o.predicted or f"NO MATCH ({o.no_match_reason})",
+                          f"{o.confidence:.2f}", str(o.rank or "-"),
+                          "NO MATCH" if o.gold_no_match else " | ".join(o.acceptable[:3]))
+            con.print(t)
+        for e in errors:
+            con.print(f"[yellow]row {e.row}:[/yellow] {e.message}")
+        if json_out:
+            import nhs_lookup
+
+            data = rep.to_dict()
+            data["meta"] = {"version": nhs_lookup.__version__, "gold_file": str(gold_file),
+                            "catalogue": engine.catalogue.source_path, "config": engine.config.to_dict()}
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(json.dumps(data, indent=1, default=str))
+
+    @app.command("catalogue")
+    def catalogue_cmd(
+        catalogue: Path = typer.Option(None, "--catalogue", "-c", help=CATALOGUE_HELP),
+        search: str = typer.Option(None, "--search", "-s", help="Free-text search of the catalogue."),
+        limit: int = typer.Option(20, "--limit", help="Rows to show for --search."),
+    ) -> None:
+        """Catalogue summary (rows, modalities), or a free-text search with --search."""
+        from collections import Counter
+
+        from rich.console import Console
+        from rich.table import Table
+
+        engine = _engine(catalogue, None)
+        con = Console()
+        if search:
+            t = Table(title=f"search: {search}")
+            for col in ("name", "SNOMED", "FSN", "laterality"):
+                t.add_column(col)
+            for e in engine.search_catalogue(search, limit):
+                t.add_row(e.name, e.snomed_id or "", e.fsn or "", e.laterality_fsn or "")
+            con.print(t)
+            return
+        cat = engine.catalogue
+        mods = Counter(e.components.modality or "?" for e in cat.entries)
+        con.print(f"{cat.source_path}: {len(cat)} rows, {sum(e.is_interventional for e in cat.entries)} interventional")
+        con.print(", ".join(f"{m} {n}" for m, n in mods.most_common()))

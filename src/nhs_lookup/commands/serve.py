@@ -1,9 +1,111 @@
-"""Sub-command module (registered by nhs_lookup.cli). Owner fills in `register`."""
+"""`nhs-lookup serve`: the HTTP API and the mapping-review web app in one process."""
 
 from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Interface to bind. Keep 127.0.0.1 unless others must reach the service.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    db: Annotated[
+        str,
+        typer.Option(help="SQLAlchemy database URL: jobs, results and review decisions are kept here."),
+    ] = "sqlite:///nhs_lookup_service.db",
+    catalogue: Annotated[
+        Path | None,
+        typer.Option(
+            help="Catalogue file (NHS.json, NICIP CSV/XLSX, RadLex JSON). Default: the bundled sample "
+            "or $NHS_LOOKUP_CATALOGUE."
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Engine config YAML; an optional 'review:' section sets the auto-flag thresholds."),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="NHS_LOOKUP_API_KEY",
+            show_envvar=True,
+            help="Require this key in the X-API-Key header for write endpoints (batch, decisions, bulk approve).",
+        ),
+    ] = None,
+    max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest accepted upload, in MB.")] = 20.0,
+    resume: Annotated[
+        bool,
+        typer.Option(help="Resume batch jobs cut short by a restart (--no-resume marks them 'interrupted')."),
+    ] = True,
+    job_chunk_size: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=10_000,
+            help="Batch items looked up and committed together (a restart loses at most one chunk of work).",
+        ),
+    ] = 50,
+    log_level: Annotated[str, typer.Option(help="Uvicorn log level.")] = "info",
+) -> None:
+    """Run the lookup API (docs at /docs) and the review web app (at /) on HOST:PORT.
+
+    Example: nhs-lookup serve --catalogue ../shared/nhs/NHS.json --db sqlite:///mappings.db
+    """
+    from rich.console import Console
+
+    from nhs_lookup.service.settings import ServiceSettings, load_config_file
+
+    console = Console(stderr=True)
+    if catalogue is not None and not catalogue.is_file():
+        console.print(f"[red]error:[/red] catalogue file not found: {catalogue}")
+        raise typer.Exit(2)
+    settings = ServiceSettings(
+        db_url=db,
+        catalogue_path=str(catalogue) if catalogue else None,
+        config_path=str(config) if config else None,
+        api_key=api_key or None,
+        max_upload_mb=max_upload_mb,
+        resume_jobs=resume,
+        job_chunk_size=job_chunk_size,
+    )
+    if config is not None:
+        try:
+            settings.engine_config, settings.review = load_config_file(config)
+        except (OSError, ValueError) as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+    if not _is_loopback(host) and not settings.api_key:
+        console.print(
+            f"[yellow]warning:[/yellow] listening on {host} without an API key: anyone who can reach this "
+            "port can change mappings. Set --api-key or NHS_LOOKUP_API_KEY."
+        )
+    import uvicorn
+
+    from nhs_lookup.service.api import create_app
+
+    app = create_app(settings)
+    console.print(f"NHS lookup service on http://{host}:{port}/  (API docs: /docs, database: {db})")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
+    except Exception as exc:  # startup failures (bad catalogue, port in use) -> clear message, exit 1
+        console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+
+
 def register(app: typer.Typer) -> None:
-    """Add this module's command(s) to *app*."""
+    """Add the ``serve`` command to *app*."""
+    app.command("serve")(serve)

@@ -1,0 +1,557 @@
+"""Batch inference over a folder of study/device sub-folders (``echoquality infer``).
+
+Pipeline: decoding + preprocessing run in worker processes (``ProcessPoolExecutor``) while the main
+process runs batched forward passes, so the model rarely waits on I/O. At most ``max_in_flight`` files
+are queued or decoded at a time, which bounds memory. ``num_workers=0`` runs everything inline.
+
+Results are cached per folder (``<out>/<folder>/inference_state.json``) with the weights' SHA-256 and a
+hash of the preprocessing config: a re-run scores only new or changed files; ``force`` re-scores,
+``clean`` starts from an empty output folder. This module keeps torch out of its import so that the
+spawned worker processes start fast and light.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import hashlib
+import json
+import multiprocessing
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from echoquality.config import EchoConfig, PreprocessConfig
+from echoquality.outputs import (
+    FileResult,
+    FolderResult,
+    InferenceSummary,
+    atomic_write_json,
+    write_plots,
+    write_run_outputs,
+)
+from echoquality.scoring import assessment_for, status_for, validate_threshold
+
+STATE_FILE = "inference_state.json"
+STATE_FORMAT = 1
+FLUSH_EVERY_S = 10.0
+
+__all__ = ["InferenceError", "InferenceSummary", "run_inference", "discover", "preprocess_signature"]
+
+
+class InferenceError(Exception):
+    """A usage problem that stops the whole run (bad data dir, conflicting earlier results, ...)."""
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+@dataclass(frozen=True)
+class InputFile:
+    folder: str
+    key: str  # POSIX path relative to the folder
+    path: Path
+
+
+def discover(data_dir: Path, exclude: Sequence[Path] = ()) -> dict[str, list[InputFile]]:
+    """Immediate sub-folders of *data_dir* (sorted) -> every file below them (recursive, sorted).
+
+    Directories are not files; files are kept whatever their extension (DICOM is detected by content).
+    Hidden sub-folders and the folders in *exclude* (e.g. an output folder inside the data folder) are
+    ignored.
+    """
+    excluded = {p.resolve() for p in exclude}
+    out: dict[str, list[InputFile]] = {}
+    for sub in sorted(p for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if sub.resolve() in excluded:
+            continue
+        files = [
+            InputFile(sub.name, p.relative_to(sub).as_posix(), p)
+            for p in sub.rglob("*")
+            if p.is_file() and not any(p.resolve().is_relative_to(e) for e in excluded)
+        ]
+        out[sub.name] = sorted(files, key=lambda f: f.key)
+    return out
+
+
+def preprocess_signature(cfg: PreprocessConfig) -> str:
+    """Short hash of everything that changes the model input (part of the cache key)."""
+    text = json.dumps(asdict(cfg), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+@dataclass
+class _Job:
+    index: int
+    path: str
+    folder: str
+    want_clip: bool = False
+
+
+@dataclass
+class _Outcome:
+    index: int
+    info: Any = None  # DicomInfo or None
+    tensor: np.ndarray | None = None  # float32 (3, T, S, S)
+    clip: np.ndarray | None = None  # uint8 BGR (t, S, S, 3), only for Grad-CAM
+    reason: str | None = None
+    detail: str | None = None
+    seconds: float = 0.0
+
+
+_WORKER_CFG: PreprocessConfig | None = None
+
+
+def _init_worker(cfg: PreprocessConfig) -> None:
+    """Worker initialiser: remember the config; one OpenCV thread per worker (processes give parallelism)."""
+    global _WORKER_CFG
+    _WORKER_CFG = cfg
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except Exception:  # noqa: BLE001 - cv2 is optional for the initialiser
+        pass
+
+
+def preprocess_job(job: _Job, cfg: PreprocessConfig | None = None) -> _Outcome:
+    """Read header, check eligibility, decode and preprocess one file; every failure becomes a skip."""
+    from echoquality.dicom import SkipError, SkipReason, read_info
+    from echoquality.preprocess import load_clip, normalize_clip
+
+    cfg = cfg or _WORKER_CFG or PreprocessConfig()
+    t0 = time.perf_counter()
+    out = _Outcome(job.index)
+    try:
+        out.info = read_info(Path(job.path), job.folder)
+        _, clip = load_clip(Path(job.path), cfg, job.folder, info=out.info)
+        out.tensor = normalize_clip(clip, cfg)
+        if job.want_clip:
+            out.clip = clip
+    except SkipError as exc:
+        out.reason, out.detail = SkipReason(exc.reason).value, exc.detail
+    except MemoryError:
+        out.reason, out.detail = "other_errors", "out of memory while preprocessing"
+    except Exception as exc:  # noqa: BLE001 - a bad file never stops the run
+        out.reason = "other_errors"
+        out.detail = f"{type(exc).__name__}: {exc}"
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def iter_preprocessed(
+    jobs: Sequence[_Job],
+    cfg: PreprocessConfig,
+    *,
+    workers: int,
+    max_in_flight: int,
+    start_method: str = "spawn",
+) -> Iterator[_Outcome]:
+    """Yield one outcome per job (completion order), keeping at most *max_in_flight* jobs queued.
+
+    While the consumer runs a forward pass the submitted jobs keep decoding in the workers. A worker
+    that dies (e.g. a decoder crash) breaks the pool: the pool is restarted and the unfinished jobs are
+    retried; a job caught in three crashes is reported as ``other_errors``.
+    """
+    if workers <= 0:
+        for job in jobs:
+            yield preprocess_job(job, cfg)
+        return
+    max_in_flight = max(max_in_flight, workers)
+    queue = list(reversed(jobs))  # pop() from the end = original order
+    attempts: dict[int, int] = {}
+    ctx = multiprocessing.get_context(start_method)
+
+    def new_pool() -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg,))
+
+    pool = new_pool()
+    pending: dict[cf.Future[_Outcome], _Job] = {}
+    try:
+        while queue or pending:
+            while queue and len(pending) < max_in_flight:
+                job = queue.pop()
+                pending[pool.submit(preprocess_job, job)] = job
+            done, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
+            broken = False
+            for fut in done:
+                job = pending.pop(fut)
+                try:
+                    yield fut.result()
+                except cf.process.BrokenProcessPool:
+                    broken = True
+                    attempts[job.index] = attempts.get(job.index, 0) + 1
+                    if attempts[job.index] >= 3:
+                        yield _Outcome(job.index, reason="other_errors", detail="the decoder process crashed")
+                    else:
+                        queue.append(job)
+            if broken:
+                for job in list(pending.values()):
+                    attempts[job.index] = attempts.get(job.index, 0) + 1
+                    queue.append(job)
+                pending.clear()
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = new_pool()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------- state (cache)
+
+
+def _load_state(path: Path, weights_sha: str, pre_hash: str) -> dict[str, FileResult]:
+    """Cached results of a folder, only when they were produced with the same weights and preprocessing."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+        return {}
+    if data.get("weights_sha256") != weights_sha or data.get("preprocess_hash") != pre_hash:
+        return {}
+    files = data.get("files") or {}
+    return {k: FileResult.from_state(v) for k, v in files.items() if isinstance(v, dict)}
+
+
+def _save_state(path: Path, results: dict[str, FileResult], weights_sha: str, pre_hash: str) -> None:
+    atomic_write_json(
+        path,
+        {
+            "format": STATE_FORMAT,
+            "weights_sha256": weights_sha,
+            "preprocess_hash": pre_hash,
+            "files": {k: r.to_state() for k, r in sorted(results.items())},
+        },
+    )
+
+
+def _file_stat(path: Path) -> tuple[int | None, int | None]:
+    try:
+        st = path.stat()
+    except OSError:
+        return None, None
+    return st.st_size, st.st_mtime_ns
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _clean_output(out: Path, data_dir: Path) -> None:
+    """Empty the output folder (never the input): refuses folders that do not look like our output."""
+    if not out.exists():
+        return
+    out_r, data_r = out.resolve(), data_dir.resolve()
+    if out_r == data_r or data_r.is_relative_to(out_r):
+        raise InferenceError(f"--clean refused: the output folder {out} contains the data folder {data_dir}")
+    entries = list(out.iterdir())
+    if entries and not any((out / n).exists() for n in ("run_info.json", "summary.json")):
+        raise InferenceError(
+            f"--clean refused: {out} is not empty and does not look like an echoquality output folder "
+            "(no run_info.json or summary.json); remove it yourself or choose another --output"
+        )
+    for entry in entries:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _gradcam_function() -> Callable[..., Any]:
+    try:
+        from echoquality.gradcam import save_gradcam
+    except ImportError as exc:
+        raise InferenceError(
+            "--gradcam is not available: the module echoquality.gradcam is missing or broken "
+            f"({exc}); run without --gradcam"
+        ) from exc
+    return save_gradcam
+
+
+def _file_result(f: InputFile, path_text: str) -> FileResult:
+    size, mtime = _file_stat(f.path)
+    return FileResult(
+        folder=f.folder,
+        key=f.key,
+        file_id=f.path.name,
+        path=path_text,
+        machine_type=f.folder.split("-")[0].lower() if "-" in f.folder else "unknown",
+        size=size,
+        mtime_ns=mtime,
+    )
+
+
+def _apply_info(r: FileResult, info: Any) -> None:
+    if info is None:
+        return
+    r.machine_type = info.machine_type or r.machine_type
+    r.manufacturer, r.model, r.patient_id = info.manufacturer, info.model, info.patient_id
+    r.study_uid, r.sop_uid = info.study_uid, info.sop_uid
+    r.num_frames, r.fps = info.num_frames, info.fps
+    r.photometric, r.transfer_syntax = info.photometric, info.transfer_syntax
+
+
+def _safe_name(key: str) -> str:
+    return key.replace("/", "__")
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run_inference(
+    cfg: EchoConfig,
+    *,
+    weights: Path,
+    force: bool = False,
+    clean: bool = False,
+    progress: bool = True,
+    console: Any = None,
+) -> InferenceSummary:
+    """Score every file under ``cfg.inference.data_dir`` and write all outputs; see the module docstring.
+
+    Raises :class:`InferenceError` for usage problems and ``echoquality.model.WeightsError`` for weights
+    that are missing or do not fit; per-file problems never raise (they are recorded as skips).
+    """
+    import torch
+    from rich.console import Console
+
+    from echoquality.model import architecture_of, load_model, predict_scores, resolve_device
+    from echoquality.provenance import package_versions
+    from echoquality.weights import is_reference, sha256_of, weights_note
+
+    console = console or Console()
+    started = datetime.now(UTC)
+    t_start = time.perf_counter()
+    icfg = cfg.inference
+    try:
+        threshold = validate_threshold(icfg.threshold)
+        device = resolve_device(icfg.device)
+    except ValueError as exc:
+        raise InferenceError(str(exc)) from exc
+    data_dir, out = Path(icfg.data_dir), Path(icfg.output_dir)
+    if not data_dir.is_dir():
+        raise InferenceError(
+            f"data folder not found: {data_dir} (expected one sub-folder per study/device, e.g. "
+            f"{data_dir}/epiq7-PATIENT01/...; `echoquality synth --output {data_dir}` makes a synthetic one)"
+        )
+    gradcam_fn = _gradcam_function() if icfg.gradcam else None
+
+    # Weights first: nothing is touched on disk unless they load.
+    weights = Path(weights)
+    model = load_model(weights, device)
+    weights_sha = sha256_of(weights)
+    arch = architecture_of(model.state_dict())
+    note = weights_note(weights, weights_sha, arch)
+    pre_hash = preprocess_signature(cfg.preprocess)
+
+    if clean:
+        _clean_output(out, data_dir)
+    previous = _read_json(out / "run_info.json")
+    if previous and not force:
+        if previous.get("weights_sha256") != weights_sha or previous.get("preprocess_hash") != pre_hash:
+            what = "weights" if previous.get("weights_sha256") != weights_sha else "preprocessing settings"
+            raise InferenceError(
+                f"{out} holds results made with other {what} "
+                f"(weights sha256 {str(previous.get('weights_sha256'))[:12]}..., preprocessing "
+                f"{previous.get('preprocess_hash')}); choose another --output, or --force to re-score "
+                "and replace them, or --clean to start afresh"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+
+    folders = discover(data_dir, exclude=[out])
+    if not folders:
+        raise InferenceError(
+            f"no sub-folders in {data_dir}: put each study/device in its own sub-folder "
+            f"(e.g. {data_dir}/epiq7-PATIENT01/<files>)"
+        )
+
+    # Reuse cached results; collect the work.
+    results: dict[str, dict[str, FileResult]] = {name: {} for name in folders}
+    jobs: list[_Job] = []
+    job_files: list[InputFile] = []
+    reused = 0
+    for name, files in folders.items():
+        cache = {} if force else _load_state(out / name / STATE_FILE, weights_sha, pre_hash)
+        for f in files:
+            size, mtime = _file_stat(f.path)
+            hit = cache.get(f.key)
+            if hit is not None and hit.size == size and hit.mtime_ns == mtime:
+                if hit.score is not None:
+                    hit.status, hit.assessment = status_for(hit.score, threshold), assessment_for(hit.score)
+                results[name][f.key] = hit
+                reused += 1
+            else:
+                jobs.append(_Job(len(jobs), str(f.path), name, want_clip=gradcam_fn is not None))
+                job_files.append(f)
+
+    dirty: set[str] = set()
+    last_flush = time.perf_counter()
+
+    def flush(force_all: bool = False) -> None:
+        nonlocal last_flush
+        for name in sorted(set(results) if force_all else dirty):
+            _save_state(out / name / STATE_FILE, results[name], weights_sha, pre_hash)
+        dirty.clear()
+        last_flush = time.perf_counter()
+
+    batch: list[tuple[FileResult, np.ndarray, np.ndarray | None]] = []
+
+    def run_batch() -> None:
+        tensors = torch.from_numpy(np.stack([b[1] for b in batch]))
+        scores = predict_scores(model, tensors)
+        for (r, tensor, clip), score in zip(batch, scores, strict=True):
+            r.score = float(score)
+            r.status, r.assessment = status_for(r.score, threshold), assessment_for(r.score)
+            results[r.folder][r.key] = r
+            dirty.add(r.folder)
+            if gradcam_fn is not None and clip is not None:
+                target = out / r.folder / "gradcam" / f"{_safe_name(r.key)}_gradcam.gif"
+                try:
+                    gradcam_fn(model, torch.from_numpy(tensor), clip, target)
+                except Exception as exc:  # noqa: BLE001 - a Grad-CAM failure must not stop scoring
+                    console.print(f"[yellow]Grad-CAM failed for {r.path}: {exc}[/]")
+        batch.clear()
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("[bold]scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not progress,
+    )
+    batch_size = max(1, int(icfg.batch_size))
+    workers = max(0, int(icfg.num_workers))
+    max_in_flight = icfg.max_in_flight or (2 * batch_size + 2 * workers)
+    if jobs:
+        console.print(
+            f"Scoring {len(jobs)} file(s) ({reused} reused from earlier runs) on {device} "
+            f"with {workers} worker(s), batch {batch_size}"
+        )
+    counts = {"scored": 0, "skipped": 0}
+
+    def consume(outcome: _Outcome) -> None:
+        f = job_files[outcome.index]
+        r = _file_result(f, str(data_dir / f.folder / f.key))
+        _apply_info(r, outcome.info)
+        if outcome.tensor is None:
+            r.skip_reason, r.skip_detail = outcome.reason or "other_errors", outcome.detail
+            results[r.folder][r.key] = r
+            dirty.add(r.folder)
+            counts["skipped"] += 1
+            bar.advance(task)
+        else:
+            batch.append((r, outcome.tensor, outcome.clip))
+            if len(batch) >= batch_size:
+                end_batch()
+
+    def end_batch() -> None:
+        n = len(batch)
+        run_batch()
+        counts["scored"] += n
+        bar.advance(task, n)
+
+    try:
+        with bar:
+            task = bar.add_task("scoring", total=len(jobs), info="")
+            stream = iter_preprocessed(
+                jobs,
+                cfg.preprocess,
+                workers=workers,
+                max_in_flight=max_in_flight,
+                start_method=icfg.start_method,
+            )
+            with contextlib.closing(stream):
+                for outcome in stream:
+                    consume(outcome)
+                    bar.update(task, info=f"scored {counts['scored']}, skipped {counts['skipped']}")
+                    if time.perf_counter() - last_flush > FLUSH_EVERY_S:
+                        flush()
+            if batch:
+                end_batch()
+            bar.update(task, info=f"scored {counts['scored']}, skipped {counts['skipped']}")
+    finally:
+        flush()  # whatever finished survives an interruption
+
+    folder_results = []
+    for name, files in folders.items():
+        fr = FolderResult(name, [results[name][f.key] for f in files if f.key in results[name]])
+        if not files:
+            fr.error = "No DICOM files found (empty folder)"
+        folder_results.append(fr)
+    flush(force_all=True)
+
+    summary = InferenceSummary(
+        output_dir=out,
+        folders=folder_results,
+        threshold=threshold,
+        weights_path=weights,
+        weights_sha256=weights_sha,
+        weights_is_reference=is_reference(weights_sha),
+        weights_note=note,
+        device=str(device),
+        newly_scored=len(jobs),
+        reused=reused,
+    )
+    write_run_outputs(summary, write_csv=icfg.write_csv)
+    if icfg.write_plots:
+        write_plots(summary)
+    summary.elapsed_s = time.perf_counter() - t_start
+
+    info = {
+        "tool": "echoquality infer",
+        "started": started.isoformat(),
+        "finished": datetime.now(UTC).isoformat(),
+        "elapsed_s": round(summary.elapsed_s, 3),
+        "data_dir": str(data_dir),
+        "data_dir_absolute": str(data_dir.resolve()),
+        "output_dir": str(out),
+        "weights_path": str(weights),
+        "weights_sha256": weights_sha,
+        "weights_is_reference": summary.weights_is_reference,
+        "weights_note": note,
+        "architecture": arch,
+        "device": str(device),
+        "threshold": threshold,
+        "preprocess_hash": pre_hash,
+        "files_total": summary.total_files,
+        "files_processed_this_run": len(jobs),
+        "files_scored_this_run": counts["scored"],
+        "files_reused": reused,
+        "force": force,
+        "clean": clean,
+        "versions": package_versions(
+            "torch", "torchvision", "pydicom", "opencv-python-headless", "matplotlib", "pylibjpeg"
+        ),
+        "torch_version": torch.__version__,
+        "config": cfg.to_dict(),
+    }
+    atomic_write_json(out / "run_info.json", info)
+    with (out / "run_history.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps({k: info[k] for k in info if k != "config"}, default=str) + "\n")
+    return summary
+
+
+def format_exception(exc: BaseException) -> str:
+    """One-line description of an unexpected error (for the CLI)."""
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()

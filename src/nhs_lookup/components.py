@@ -1,0 +1,187 @@
+"""Component extraction: modality, anatomy, laterality, contrast, technique, interventional intent and
+non-clinical status, from a normalised exam name (the same parser runs on catalogue rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from nhs_lookup.normalize import normalize_tokens, strip_noise, tokenize
+from nhs_lookup.records import Components
+from nhs_lookup.vocab import Vocabulary, default_vocabulary
+
+LEADING_MODALITIES = frozenset({"CT", "MRI", "US"})
+# Anatomy implied by a modality when the name states none ("Bilateral Mammograms" is of the breasts).
+IMPLIED_ANATOMY = {"MG": ("breast",)}
+LATERALITY_WORDS = {"left": "left", "right": "right", "bilateral": "bilateral"}
+# Words that carry no procedure identity (for specificity and "unspecific" checks).
+STRUCTURAL_WORDS = frozenset(
+    {"with", "without", "and", "contrast", "left", "right", "bilateral", "of", "the", "for", "in", "a", "to"}
+)
+
+
+@dataclass(frozen=True)
+class ParsedName:
+    """Components plus parser details the scorer needs (kept out of the public record)."""
+
+    components: Components
+    tokens: tuple[str, ...]
+    modality_source: str | None  # text | hint | code | None
+    bilateral_implied: bool  # laterality came from a plural ("Knees"), not a stated side
+    context: frozenset[str]  # clinical-context groups present (screening, pregnancy, ...)
+    content: frozenset[str]  # identity-bearing tokens (no modality/laterality/contrast/context words)
+    unspecific: bool = False  # only modality / "miscellaneous"-type words: nothing to map
+
+
+def _find_phrases(tokens: list[str], phrases: dict[str, str], max_len: int = 4) -> list[tuple[int, int, str]]:
+    """Longest-first, non-overlapping phrase hits: (start, end, value)."""
+    hits: list[tuple[int, int, str]] = []
+    i = 0
+    n = len(tokens)
+    while i < n:
+        for k in range(min(max_len, n - i), 0, -1):
+            key = " ".join(tokens[i : i + k])
+            if key in phrases:
+                hits.append((i, i + k, phrases[key]))
+                i += k
+                break
+        else:
+            i += 1
+    return hits
+
+
+def _modality(tokens: list[str], vocab: Vocabulary, modality_code: str | None) -> tuple[str | None, str | None]:
+    hits = _find_phrases(tokens, vocab.modality_strong)
+    strong = [v for _, _, v in hits]
+    if strong:
+        found = set(strong)
+        # A leading cross-sectional/US modality names the study ("CT Bone densitometry", "US Guided ...").
+        if hits[0][0] == 0 and hits[0][2] in LEADING_MODALITIES:
+            return hits[0][2], "text"
+        # "US guided ..." / "CT guided ...": the guidance modality wins over IR words.
+        ranked = [m for m in vocab.modality_precedence if m in found]
+        if "IR" in found and len(found) > 1:
+            ranked = [m for m in ranked if m != "IR"]
+        if "FL" in found and "XR" in found:
+            ranked = [m for m in ranked if m != "XR"]
+        return ranked[0], "text"
+    hints = [v for _, _, v in _find_phrases(tokens, vocab.modality_hints)]
+    if hints:
+        code = vocab.modality_of_code(modality_code)
+        if code in set(hints):
+            return code, "hint"
+        return hints[0], "hint"
+    code = vocab.modality_of_code(modality_code)
+    if code:
+        return code, "code"
+    return None, None
+
+
+def _anatomy(tokens: list[str], vocab: Vocabulary) -> tuple[str, ...]:
+    terms = {t: t for t in vocab.anatomy}
+    found = [v for _, _, v in _find_phrases(tokens, terms, max_len=4)]
+    return tuple(sorted(set(found)))
+
+
+def _laterality(tokens: list[str], raw_tokens: list[str], vocab: Vocabulary) -> tuple[str | None, bool]:
+    sides = {LATERALITY_WORDS[t] for t in tokens if t in LATERALITY_WORDS}
+    if "bilateral" in sides or {"left", "right"} <= sides:
+        return "bilateral", False
+    if sides:
+        return sides.pop(), False
+    raw = " ".join(raw_tokens)
+    for plural in vocab.plural_bilateral:
+        if f" {plural} " in f" {raw} ":
+            return "bilateral", True
+    return None, False
+
+
+def _contrast(text: str) -> str | None:
+    t = f" {text} "
+    if " with and without contrast " in t:
+        return "with_and_without"
+    has_with = " with contrast " in t or " iv contrast " in t or " contrast with " in t
+    has_without = " without contrast " in t
+    if " oral contrast " in t and not has_with and " iv " not in t:
+        return "oral"
+    if has_with and has_without:
+        return "with_and_without"
+    if has_without:
+        return "without"
+    if has_with or t.rstrip().endswith(" contrast") and " contrast " in t and "without" not in t:
+        return "with"
+    return None
+
+
+def _technique(tokens: list[str], vocab: Vocabulary) -> tuple[str, ...]:
+    return tuple(sorted({v for _, _, v in _find_phrases(tokens, vocab.techniques)}))
+
+
+def _interventional(tokens: list[str], vocab: Vocabulary) -> bool:
+    return bool(_find_phrases(tokens, {t: t for t in vocab.interventional}, max_len=3))
+
+
+def non_clinical_reason(text: str, vocab: Vocabulary | None = None) -> str | None:
+    """Reason code when *text* is an administrative entry (did not attend, declined, ...)."""
+    vocab = vocab or default_vocabulary()
+    low = text.lower()
+    for reason, pattern in vocab.non_clinical:
+        if pattern.search(low):
+            return reason
+    return None
+
+
+def parse_name(
+    text: str,
+    modality_code: str | None = None,
+    vocab: Vocabulary | None = None,
+    lexicon: frozenset[str] | None = None,
+) -> ParsedName:
+    """Parse an exam name (or catalogue name) into :class:`ParsedName`."""
+    vocab = vocab or default_vocabulary()
+    tokens = normalize_tokens(text, vocab, lexicon)
+    raw_tokens = tokenize(strip_noise(text, vocab))
+    modality, source = _modality(tokens, vocab, modality_code)
+    laterality, implied = _laterality(tokens, raw_tokens, vocab)
+    clean = " ".join(tokens)
+    context = frozenset(g for g, words in vocab.context_groups.items() if words & set(tokens))
+    content = frozenset(
+        t
+        for t in tokens
+        if t not in STRUCTURAL_WORDS and t not in vocab.context_words and t not in _modality_words(vocab)
+    )
+    anatomy = _anatomy(tokens, vocab) or IMPLIED_ANATOMY.get(modality or "", ())
+    comps = Components(
+        modality=modality,
+        anatomy=anatomy,
+        laterality=laterality,
+        contrast=_contrast(clean),
+        technique=_technique(tokens, vocab),
+        interventional=_interventional(tokens, vocab),
+        non_clinical=non_clinical_reason(text, vocab),
+        clean_text=clean,
+    )
+    unspecific = not content and not anatomy and not comps.technique and bool(vocab.unspecific_words & set(raw_tokens))
+    return ParsedName(comps, tuple(tokens), source, implied, context, content, unspecific)
+
+
+_MOD_WORDS: dict[int, frozenset[str]] = {}
+
+
+def _modality_words(vocab: Vocabulary) -> frozenset[str]:
+    key = id(vocab)
+    if key not in _MOD_WORDS:
+        words: set[str] = set()
+        for phrase in vocab.modality_strong:
+            if len(phrase.split()) == 1:
+                words.add(phrase)
+        words.update({"xray", "fluoro", "mri", "ct", "us", "nm"})
+        _MOD_WORDS[key] = frozenset(words)
+    return _MOD_WORDS[key]
+
+
+@lru_cache(maxsize=65536)
+def parse(text: str, modality_code: str | None = None) -> Components:
+    """Components of *text* with the bundled vocabulary (cached)."""
+    return parse_name(text, modality_code).components

@@ -1,0 +1,234 @@
+"""``nhs-lookup validate``: the sanity check on a labelled case set, with a CI gate.
+
+Metrics (all from the engine's own answers; ``cases.correct_rank`` judges gold):
+- top-1 / top-5 accuracy and MRR;
+- modality extraction accuracy: the parsed input modality against the RIS ``MODALITY_CODE`` mapped to
+  the same canonical codes (MR -> MRI, Mamm -> MG, ...), over cases whose code maps to a modality;
+- laterality / contrast agreement between the parsed input and the chosen catalogue row, over matched
+  cases: a stated value must be equal; an unstated laterality agrees with an unlateralised or bilateral
+  row, an unstated contrast with a row without a contrast qualifier (the gold-labelling rules);
+- preprocessing consistency: labelled cases grouped by their first acceptable answer; within each group
+  of two or more differently written names, the mean share of components (modality, anatomy,
+  laterality, contrast, technique) that agree over all pairs; averaged over groups;
+- overall validation score = 0.5 top-1 + 0.1 top-5 + 0.1 modality + 0.1 laterality + 0.1 contrast
+  + 0.1 consistency (a missing metric is left out and the weights renormalised).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from nhs_lookup.cases import correct_rank
+from nhs_lookup.records import Case, Components, LookupResult
+
+SCORE_WEIGHTS = {
+    "top1": 0.5,
+    "top5": 0.1,
+    "modality_accuracy": 0.1,
+    "laterality_agreement": 0.1,
+    "contrast_agreement": 0.1,
+    "preprocessing_consistency": 0.1,
+}
+COMPONENT_FIELDS = ("modality", "anatomy", "laterality", "contrast", "technique")
+
+# Fallback when the engine's vocabulary exposes no RIS code map.
+_RIS_MODALITY = {
+    "XR": "XR", "CR": "XR", "DR": "XR", "DX": "XR", "XRAY": "XR",
+    "CT": "CT",
+    "MR": "MRI", "MRI": "MRI",
+    "US": "US", "USS": "US",
+    "MAMM": "MG", "MAMMO": "MG", "MG": "MG",
+    "NM": "NM", "PET": "PET", "PT": "PET",
+    "FL": "FL", "RF": "FL", "FLUORO": "FL",
+    "XA": "IR", "IR": "IR", "ANGIO": "IR",
+    "DEXA": "DEXA", "BD": "DEXA", "BMD": "DEXA",
+}  # fmt: skip
+
+
+def ris_modality(code: str | None) -> str | None:
+    """Canonical modality for a RIS modality code (the engine's vocabulary first, else our table)."""
+    if not code:
+        return None
+    try:
+        from nhs_lookup.vocab import default_vocabulary
+
+        mapped = default_vocabulary().modality_of_code(code)
+        if mapped:
+            return mapped
+    except Exception:  # noqa: BLE001 - older engine without the vocabulary API
+        pass
+    return _RIS_MODALITY.get("".join(ch for ch in code.upper() if ch.isalnum()))
+
+
+@dataclass
+class ValidationFailure:
+    case_id: str | None
+    exam_name: str
+    data_source: str | None
+    modality_code: str | None
+    expected: str  # first acceptable name or NO_MATCH
+    predicted: str | None
+    confidence: float
+    rank: int | None  # rank of the first acceptable answer, None if absent from the candidates
+
+
+@dataclass
+class ValidationReport:
+    cases: int
+    labelled: int
+    top1: float | None
+    top5: float | None
+    mrr: float | None
+    modality_accuracy: float | None
+    modality_cases: int
+    modality_by_code: dict[str, dict[str, Any]]
+    laterality_agreement: float | None
+    contrast_agreement: float | None
+    agreement_cases: int
+    preprocessing_consistency: float | None
+    consistency_groups: int
+    overall_score: float | None
+    min_accuracy: float
+    failures: list[ValidationFailure] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.top1 is not None and self.top1 >= self.min_accuracy
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["passed"] = self.passed
+        d["score_formula"] = " + ".join(f"{w} {k}" for k, w in SCORE_WEIGHTS.items())
+        return d
+
+
+def _laterality_agrees(query: Components, row: Components) -> bool:
+    if query.laterality is None:
+        return row.laterality in (None, "bilateral")
+    return query.laterality == row.laterality
+
+
+def _contrast_agrees(query: Components, row: Components) -> bool:
+    return query.contrast == row.contrast
+
+
+def component_agreement(a: Components, b: Components) -> float:
+    """Share of the five components on which two parses agree (sets compared as sets)."""
+    same = 0
+    for f in COMPONENT_FIELDS:
+        x, y = getattr(a, f), getattr(b, f)
+        if isinstance(x, tuple | list):
+            x, y = frozenset(x), frozenset(y)
+        same += x == y
+    return same / len(COMPONENT_FIELDS)
+
+
+def preprocessing_consistency(
+    cases: Sequence[Case], parsed: Sequence[Components]
+) -> tuple[float | None, int]:
+    """Mean within-group component agreement; groups = labelled cases sharing a first acceptable answer."""
+    groups: dict[str, dict[str, Components]] = defaultdict(dict)
+    for case, comp in zip(cases, parsed, strict=True):
+        if case.acceptable:
+            groups[case.acceptable[0].casefold()].setdefault(case.query.exam_name.strip().casefold(), comp)
+    scores = []
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        pairs = list(itertools.combinations(members.values(), 2))
+        scores.append(sum(component_agreement(a, b) for a, b in pairs) / len(pairs))
+    return (sum(scores) / len(scores) if scores else None), len(scores)
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def overall_score(metrics: dict[str, float | None]) -> float | None:
+    present = {k: w for k, w in SCORE_WEIGHTS.items() if metrics.get(k) is not None}
+    if not present:
+        return None
+    total = sum(present.values())
+    return sum(w * float(metrics[k]) for k, w in present.items()) / total  # type: ignore[arg-type]
+
+
+def validate_results(
+    cases: Sequence[Case], results: Sequence[LookupResult], min_accuracy: float
+) -> ValidationReport:
+    """Compute the validation report from the engine's results (pure)."""
+    labelled = top1 = top5 = 0
+    rr = 0.0
+    mod_total = mod_ok = 0
+    by_code: dict[str, dict[str, Any]] = {}
+    agree_n = lat_ok = con_ok = 0
+    failures: list[ValidationFailure] = []
+    for case, result in zip(cases, results, strict=True):
+        q = case.query
+        expected_mod = ris_modality(q.modality_code)
+        if expected_mod is not None:
+            mod_total += 1
+            ok = result.components.modality == expected_mod
+            mod_ok += ok
+            entry = by_code.setdefault(
+                q.modality_code or "", {"canonical": expected_mod, "cases": 0, "correct": 0}
+            )
+            entry["cases"] += 1
+            entry["correct"] += ok
+        if result.best is not None:
+            agree_n += 1
+            lat_ok += _laterality_agrees(result.components, result.best.entry.components)
+            con_ok += _contrast_agrees(result.components, result.best.entry.components)
+        if not case.labelled:
+            continue
+        labelled += 1
+        rank = correct_rank(result, case)
+        if rank is not None:
+            top1 += rank == 1
+            top5 += rank <= 5
+            rr += 1 / rank
+        if rank != 1:
+            failures.append(
+                ValidationFailure(
+                    case_id=case.case_id,
+                    exam_name=q.exam_name,
+                    data_source=q.data_source,
+                    modality_code=q.modality_code,
+                    expected="NO_MATCH" if case.no_match else case.acceptable[0],
+                    predicted=result.best.entry.name if result.best else None,
+                    confidence=round(result.confidence, 4),
+                    rank=rank,
+                )
+            )
+    for entry in by_code.values():
+        entry["accuracy"] = round(entry["correct"] / entry["cases"], 4)
+    consistency, n_groups = preprocessing_consistency(cases, [r.components for r in results])
+    metrics = {
+        "top1": _ratio(top1, labelled),
+        "top5": _ratio(top5, labelled),
+        "modality_accuracy": _ratio(mod_ok, mod_total),
+        "laterality_agreement": _ratio(lat_ok, agree_n),
+        "contrast_agreement": _ratio(con_ok, agree_n),
+        "preprocessing_consistency": consistency,
+    }
+    return ValidationReport(
+        cases=len(cases),
+        labelled=labelled,
+        top1=metrics["top1"],
+        top5=metrics["top5"],
+        mrr=rr / labelled if labelled else None,
+        modality_accuracy=metrics["modality_accuracy"],
+        modality_cases=mod_total,
+        modality_by_code=dict(sorted(by_code.items())),
+        laterality_agreement=metrics["laterality_agreement"],
+        contrast_agreement=metrics["contrast_agreement"],
+        agreement_cases=agree_n,
+        preprocessing_consistency=consistency,
+        consistency_groups=n_groups,
+        overall_score=overall_score(metrics),
+        min_accuracy=min_accuracy,
+        failures=failures,
+    )

@@ -1,0 +1,111 @@
+"""Text normalisation shared by exam names and catalogue rows.
+
+Pipeline: lower-case -> drop RIS code before "^" -> remove admin noise -> symbol rewrites (C+, C-,
+w/wo, x-ray, ordinals, "&") -> tokens -> phrase rewrites (abbreviations, synonyms, canonical
+anatomy; longest phrase first) -> optional typo correction of unknown tokens against a lexicon.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from functools import lru_cache
+
+from nhs_lookup.vocab import Vocabulary, default_vocabulary
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+_CARET_CODE = re.compile(r"^\s*[a-z0-9_.\-]*\^")
+
+
+def strip_noise(text: str, vocab: Vocabulary | None = None) -> str:
+    """Lower-case, drop a leading "CODE^" and administrative noise; keep everything else."""
+    vocab = vocab or default_vocabulary()
+    t = text.lower()
+    t = _CARET_CODE.sub(" ", t)
+    for pattern in vocab.noise:
+        t = pattern.sub(" ", t)
+    return t
+
+
+def apply_symbols(text: str, vocab: Vocabulary) -> str:
+    for pattern, repl in vocab.symbols:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def _phrase_index(vocab: Vocabulary) -> tuple[dict[str, list[tuple[tuple[str, ...], str]]], int]:
+    index: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+    longest = 1
+    for key, value in vocab.phrases.items():
+        toks = tuple(key.split())
+        if not toks:
+            continue
+        index.setdefault(toks[0], []).append((toks, value))
+        longest = max(longest, len(toks))
+    for entries in index.values():
+        entries.sort(key=lambda e: -len(e[0]))
+    return index, longest
+
+
+_PHRASE_CACHE: dict[int, tuple[dict[str, list[tuple[tuple[str, ...], str]]], int]] = {}
+
+
+def rewrite_phrases(tokens: list[str], vocab: Vocabulary) -> list[str]:
+    """Replace known phrases (longest first, left to right) by their canonical form."""
+    key = id(vocab)
+    if key not in _PHRASE_CACHE:
+        _PHRASE_CACHE[key] = _phrase_index(vocab)
+    index, _ = _PHRASE_CACHE[key]
+    out: list[str] = []
+    i = 0
+    n = len(tokens)
+    while i < n:
+        entries = index.get(tokens[i])
+        if entries:
+            for toks, value in entries:
+                k = len(toks)
+                if tuple(tokens[i : i + k]) == toks:
+                    out.extend(value.split())
+                    i += k
+                    break
+            else:
+                out.append(tokens[i])
+                i += 1
+        else:
+            out.append(tokens[i])
+            i += 1
+    return out
+
+
+def correct_typos(tokens: list[str], lexicon: Collection[str], cutoff: float = 88.0) -> list[str]:
+    """Replace tokens absent from *lexicon* by their closest lexicon word (strict cutoff, >= 5 letters)."""
+    from rapidfuzz import fuzz, process
+
+    out = []
+    for tok in tokens:
+        if len(tok) >= 5 and tok.isalpha() and tok not in lexicon:
+            hit = process.extractOne(tok, lexicon, scorer=fuzz.ratio, score_cutoff=cutoff)
+            if hit is not None:
+                tok = hit[0]
+        out.append(tok)
+    return out
+
+
+def tokenize(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def normalize_tokens(text: str, vocab: Vocabulary | None = None, lexicon: Collection[str] | None = None) -> list[str]:
+    """The canonical token list of *text* (see module docstring)."""
+    vocab = vocab or default_vocabulary()
+    t = apply_symbols(strip_noise(text, vocab), vocab)
+    tokens = tokenize(t)
+    if lexicon:
+        tokens = correct_typos(tokens, lexicon)
+    return rewrite_phrases(tokens, vocab)
+
+
+@lru_cache(maxsize=65536)
+def normalize(text: str) -> str:
+    """Canonical normalised text with the bundled vocabulary (cached)."""
+    return " ".join(normalize_tokens(text))

@@ -1,0 +1,219 @@
+"""Candidate retrieval and config-independent features, vectorised over the whole catalogue.
+
+One :class:`CatalogueIndex` holds sparse matrices for the catalogue (char n-gram TF-IDF of names and
+FSNs, anatomy with and without ancestors, technique tags, content words) plus small integer arrays of
+each row's components. :meth:`CatalogueIndex.prepare_batch` turns a batch of parsed queries into
+:class:`~nhs_lookup.scoring.PreparedQuery` objects with one sparse product per feature family.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from nhs_lookup.catalogue import Catalogue
+from nhs_lookup.components import ParsedName
+from nhs_lookup.scoring import (
+    CONTRAST_CODES,
+    LATERALITY_CODES,
+    MODALITIES,
+    PreparedQuery,
+)
+from nhs_lookup.semantic import SemanticBackend, make_backend
+from nhs_lookup.vocab import Vocabulary, default_vocabulary
+
+RETRIEVE_K = 120
+
+
+def _binary(rows: list[set[str]] | list[tuple[str, ...]], vocab: dict[str, int]) -> sp.csr_matrix:
+    indptr, indices = [0], []
+    for items in rows:
+        cols = sorted({vocab[i] for i in items if i in vocab})
+        indices.extend(cols)
+        indptr.append(len(indices))
+    data = np.ones(len(indices), dtype=np.float32)
+    return sp.csr_matrix((data, indices, indptr), shape=(len(rows), len(vocab)))
+
+
+def _expand(anatomy: tuple[str, ...], vocab: Vocabulary) -> set[str]:
+    out: set[str] = set()
+    for a in anatomy:
+        out.update(vocab.ancestors(a))
+    return out
+
+
+@dataclass
+class CatalogueIndex:
+    """Matrices and arrays over the catalogue used by retrieval and scoring."""
+
+    n: int
+    char_vectorizer: object
+    char_name: sp.csr_matrix  # (V, N) transposed for query @ matrix
+    char_fsn: sp.csr_matrix
+    semantic: SemanticBackend
+    anatomy_vocab: dict[str, int]
+    anat_exact: sp.csr_matrix  # (T, N)
+    anat_exp: sp.csr_matrix
+    anat_exact_n: np.ndarray
+    anat_exp_n: np.ndarray
+    tech_vocab: dict[str, int]
+    tech: sp.csr_matrix
+    tech_n: np.ndarray
+    word_vocab: dict[str, int]
+    name_words: sp.csr_matrix  # content words of the name (T, N)
+    all_words: sp.csr_matrix  # all tokens of name + FSN (T, N)
+    name_words_n: np.ndarray
+    modality: np.ndarray  # int8 codes
+    laterality: np.ndarray
+    contrast: np.ndarray
+    interventional: np.ndarray  # bool
+    generality: np.ndarray  # float prior: simpler rows are more common
+    context: np.ndarray  # int bitmask
+    content_keys: list[frozenset[str]]
+
+    @classmethod
+    def build(cls, catalogue: Catalogue, semantic_backend: str = "tfidf", semantic_model: str | None = None) -> CatalogueIndex:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vocab = default_vocabulary()
+        names = [p.components.clean_text for p in catalogue.parsed]
+        fsns = [(pf.components.clean_text if pf is not None else n) for pf, n in zip(catalogue.parsed_fsn, names, strict=True)]
+        vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, dtype=np.float32)
+        vec.fit(names + fsns)
+        char_name = vec.transform(names).T.tocsr()
+        char_fsn = vec.transform(fsns).T.tocsr()
+        semantic = make_backend(semantic_backend, semantic_model)
+        semantic.fit([f"{n} {f}" for n, f in zip(names, fsns, strict=True)])
+
+        anatomy_vocab = {a: i for i, a in enumerate(sorted(vocab.anatomy))}
+        exact = [set(p.components.anatomy) for p in catalogue.parsed]
+        expd = [_expand(p.components.anatomy, vocab) for p in catalogue.parsed]
+        tech_vocab = {t: i for i, t in enumerate(sorted(set(vocab.techniques.values())))}
+        techs = [set(p.components.technique) for p in catalogue.parsed]
+        words: set[str] = set()
+        all_tokens = []
+        for p, pf in zip(catalogue.parsed, catalogue.parsed_fsn, strict=True):
+            toks = set(p.tokens) | (set(pf.tokens) if pf is not None else set())
+            all_tokens.append(toks)
+            words.update(toks)
+        word_vocab = {w: i for i, w in enumerate(sorted(words))}
+        name_content = [set(p.content) for p in catalogue.parsed]
+        groups = sorted(vocab.context_groups)
+        ctx = np.array(
+            [sum(1 << i for i, g in enumerate(groups) if g in p.context) for p in catalogue.parsed], dtype=np.int64
+        )
+        name_words = _binary(name_content, word_vocab)
+        n_content = np.asarray(name_words.sum(axis=1)).ravel()
+        return cls(
+            n=len(catalogue.entries),
+            char_vectorizer=vec,
+            char_name=char_name,
+            char_fsn=char_fsn,
+            semantic=semantic,
+            anatomy_vocab=anatomy_vocab,
+            anat_exact=_binary(exact, anatomy_vocab).T.tocsr(),
+            anat_exp=_binary(expd, anatomy_vocab).T.tocsr(),
+            anat_exact_n=np.array([len(a) for a in exact], dtype=np.float32),
+            anat_exp_n=np.array([len(a) for a in expd], dtype=np.float32),
+            tech_vocab=tech_vocab,
+            tech=_binary(techs, tech_vocab).T.tocsr(),
+            tech_n=np.array([len(t) for t in techs], dtype=np.float32),
+            word_vocab=word_vocab,
+            name_words=name_words.T.tocsr(),
+            all_words=_binary(all_tokens, word_vocab).T.tocsr(),
+            name_words_n=n_content.astype(np.float32),
+            modality=np.array([MODALITIES.get(p.components.modality, 0) for p in catalogue.parsed], dtype=np.int8),
+            laterality=np.array([LATERALITY_CODES[p.components.laterality] for p in catalogue.parsed], dtype=np.int8),
+            contrast=np.array([CONTRAST_CODES[p.components.contrast] for p in catalogue.parsed], dtype=np.int8),
+            interventional=np.array([p.components.interventional for p in catalogue.parsed], dtype=bool),
+            generality=(1.0 / (1.0 + 0.25 * np.maximum(n_content - 1, 0))).astype(np.float32),
+            context=ctx,
+            content_keys=[p.content for p in catalogue.parsed],
+        )
+
+    # ------------------------------------------------------------------------------------- queries
+
+    def prepare_batch(self, parsed: list[ParsedName], top_k: int = RETRIEVE_K) -> list[PreparedQuery]:
+        """Retrieve candidates and compute every config-independent feature, for a batch of queries."""
+        vocab = default_vocabulary()
+        if not parsed:
+            return []
+        texts = [p.components.clean_text for p in parsed]
+        qc = self.char_vectorizer.transform(texts)
+        lex = 0.75 * (qc @ self.char_name).toarray() + 0.25 * (qc @ self.char_fsn).toarray()
+        sem = self.semantic.similarity(texts)
+
+        q_exact = _binary([set(p.components.anatomy) for p in parsed], self.anatomy_vocab)
+        q_exp = _binary([_expand(p.components.anatomy, vocab) for p in parsed], self.anatomy_vocab)
+        inter_exact = (q_exact @ self.anat_exact).toarray()
+        inter_exp = (q_exp @ self.anat_exp).toarray()
+        q_exact_n = np.asarray(q_exact.sum(axis=1), dtype=np.float32)
+        q_exp_n = np.asarray(q_exp.sum(axis=1), dtype=np.float32)
+        j_exact = inter_exact / np.maximum(q_exact_n + self.anat_exact_n[None, :] - inter_exact, 1.0)
+        j_exp = inter_exp / np.maximum(q_exp_n + self.anat_exp_n[None, :] - inter_exp, 1.0)
+        anat = 0.6 * j_exact + 0.4 * j_exp
+        # Query without anatomy: no evidence either way; both empty: agreement.
+        no_q = q_exact_n[:, 0] == 0
+        anat[no_q, :] = np.where(self.anat_exact_n == 0, 0.8, 0.4)[None, :]
+
+        q_tech = _binary([set(p.components.technique) for p in parsed], self.tech_vocab)
+        inter_t = (q_tech @ self.tech).toarray()
+        q_tech_n = np.asarray(q_tech.sum(axis=1), dtype=np.float32)
+        union_t = q_tech_n + self.tech_n[None, :] - inter_t
+        tech = np.where(union_t == 0, 1.0, inter_t / np.maximum(union_t, 1.0))
+
+        q_content = _binary([set(p.content) for p in parsed], self.word_vocab)
+        q_content_n = np.array([len(p.content) for p in parsed], dtype=np.float32)[:, None]
+        covered = (q_content @ self.all_words).toarray()
+        coverage = np.where(q_content_n > 0, covered / np.maximum(q_content_n, 1.0), 0.5)
+        name_hits = (q_content @ self.name_words).toarray()
+        extra = np.maximum(self.name_words_n[None, :] - name_hits, 0.0)
+
+        q_mod = np.array([MODALITIES.get(p.components.modality, 0) for p in parsed], dtype=np.int8)
+        mod_eq = (self.modality[None, :] == q_mod[:, None]) & (q_mod[:, None] > 0)
+        retrieval = 0.45 * lex + 0.35 * sem + 0.5 * anat + 0.3 * coverage + 0.25 * mod_eq - 0.03 * extra
+        k = min(top_k, self.n)
+        top = np.argpartition(-retrieval, k - 1, axis=1)[:, :k]
+        out = []
+        groups = sorted(vocab.context_groups)
+        for qi, p in enumerate(parsed):
+            idx = top[qi]
+            idx = idx[np.argsort(-retrieval[qi, idx], kind="stable")]
+            c = p.components
+            ctx = sum(1 << i for i, g in enumerate(groups) if g in p.context)
+            content_key = p.content
+            same_content = np.array([self.content_keys[i] == content_key for i in idx], dtype=bool)
+            out.append(
+                PreparedQuery(
+                    components=c,
+                    idx=idx.astype(np.int32),
+                    lexical=lex[qi, idx].astype(np.float32),
+                    semantic=sem[qi, idx].astype(np.float32),
+                    anatomy=anat[qi, idx].astype(np.float32),
+                    technique=tech[qi, idx].astype(np.float32),
+                    coverage=coverage[qi, idx].astype(np.float32),
+                    extra_words=extra[qi, idx].astype(np.float32),
+                    cand_modality=self.modality[idx],
+                    cand_laterality=self.laterality[idx],
+                    cand_contrast=self.contrast[idx],
+                    cand_interventional=self.interventional[idx],
+                    cand_generality=self.generality[idx],
+                    shared_context=np.array(
+                        [bin(int(x) & ctx).count("1") for x in self.context[idx]], dtype=np.int8
+                    ),
+                    same_content=same_content,
+                    q_modality=int(q_mod[qi]),
+                    q_modality_source=p.modality_source,
+                    q_laterality=LATERALITY_CODES[c.laterality],
+                    q_bilateral_implied=p.bilateral_implied,
+                    q_unilateral="unilateral" in p.tokens,
+                    q_contrast=CONTRAST_CODES[c.contrast],
+                    q_interventional=c.interventional,
+                    q_content_n=int(q_content_n[qi, 0]),
+                    q_unspecific=p.unspecific,
+                    non_clinical=c.non_clinical,
+                )
+            )
+        return out

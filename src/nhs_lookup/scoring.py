@@ -1,0 +1,192 @@
+"""Scoring: turn a :class:`PreparedQuery` (config-independent features of ~100 candidates) into ranked
+scores under a :class:`~nhs_lookup.config.ScoringConfig`. Pure, vectorised numpy.
+
+Follows the seed engine's formula (origin doc section 1.10): a weighted component score (anatomy,
+modality, laterality, contrast, technique), a semantic score and a frequency prior, blended with
+``weights_final``; interventional bonus/penalty; context bonus; a multiplicative specificity penalty;
+exact / synonym bonuses. Hard clinical constraints then subtract a large constant so they beat any
+soft score: a diagnostic exam never maps to an interventional row, and stated laterality and stated
+contrast must agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nhs_lookup.config import ScoringConfig
+from nhs_lookup.records import Components
+from nhs_lookup.vocab import default_vocabulary
+
+MODALITY_LIST = ("XR", "CT", "MRI", "US", "NM", "PET", "MG", "FL", "IR", "DEXA", "MP")
+MODALITIES = {m: i + 1 for i, m in enumerate(MODALITY_LIST)}  # 0 = unknown
+LATERALITY_CODES = {None: 0, "left": 1, "right": 2, "bilateral": 3}
+CONTRAST_CODES = {None: 0, "with": 1, "without": 2, "with_and_without": 3, "oral": 4}
+HARD_PENALTY = 1.0
+
+
+@dataclass
+class PreparedQuery:
+    """Config-independent features of one query's retrieved candidates (picklable, compact)."""
+
+    components: Components
+    idx: np.ndarray  # catalogue row indices, retrieval order (best first)
+    lexical: np.ndarray
+    semantic: np.ndarray
+    anatomy: np.ndarray
+    technique: np.ndarray
+    coverage: np.ndarray  # share of the query's content words found in the row (name + FSN)
+    extra_words: np.ndarray  # row-name content words absent from the query
+    cand_modality: np.ndarray
+    cand_laterality: np.ndarray
+    cand_contrast: np.ndarray
+    cand_interventional: np.ndarray
+    cand_generality: np.ndarray
+    shared_context: np.ndarray
+    same_content: np.ndarray  # normalised content words identical (synonym-level match)
+    q_modality: int
+    q_modality_source: str | None
+    q_laterality: int
+    q_bilateral_implied: bool
+    q_unilateral: bool
+    q_contrast: int
+    q_interventional: bool
+    q_content_n: int
+    q_unspecific: bool
+    non_clinical: str | None = None
+
+
+@dataclass
+class RankOutput:
+    """Scores of the first ``k`` candidates, sorted best first (indices into the prepared arrays)."""
+
+    order: np.ndarray
+    scores: np.ndarray
+    component: dict[str, np.ndarray]
+    semantic: np.ndarray
+    hard: np.ndarray  # number of hard constraints violated
+
+
+_MATRIX_CACHE: dict[str, np.ndarray] = {}
+
+
+def modality_matrix(scoring: ScoringConfig) -> np.ndarray:
+    """Similarity of canonical modalities: vocabulary defaults overlaid with the config table."""
+    key = repr(sorted((k, sorted(v.items())) for k, v in scoring.modality_similarity.items()))
+    cached = _MATRIX_CACHE.get(key)
+    if cached is not None:
+        return cached
+    vocab = default_vocabulary()
+    n = len(MODALITY_LIST) + 1
+    m = np.zeros((n, n), dtype=np.float32)
+    np.fill_diagonal(m, 1.0)
+    m[0, :] = m[:, 0] = 0.5  # unknown modality on either side: neutral
+    for (a, b), v in vocab.modality_similarity.items():
+        if a in MODALITIES and b in MODALITIES:
+            m[MODALITIES[a], MODALITIES[b]] = v
+    for a_name, row in scoring.modality_similarity.items():
+        a = vocab.canonical_modality(a_name)
+        for b_name, v in row.items():
+            b = vocab.canonical_modality(b_name)
+            if a in MODALITIES and b in MODALITIES and a != b:
+                m[MODALITIES[a], MODALITIES[b]] = m[MODALITIES[b], MODALITIES[a]] = float(v)
+    _MATRIX_CACHE[key] = m
+    return m
+
+
+def laterality_scores(p: PreparedQuery, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(soft score, hard violation) for the first k candidates."""
+    c = p.cand_laterality[:k]
+    q = p.q_laterality
+    hard = np.zeros(k, dtype=np.float32)
+    if q == 0:
+        if p.q_unilateral:
+            s = np.select([c == 0, c == 3], [0.8, 0.5], 0.9)
+        else:
+            s = np.select([c == 0, c == 3], [1.0, 0.9], 0.55)
+    elif p.q_bilateral_implied:
+        s = np.select([c == 3, c == 0], [1.0, 0.85], 0.5)
+    else:
+        s = np.where(c == q, 1.0, np.where(c == 0, 0.7, 0.0))
+        hard = ((c != q) & (c != 0)).astype(np.float32)
+    return s.astype(np.float32), hard
+
+
+def contrast_scores(p: PreparedQuery, k: int, scoring: ScoringConfig) -> tuple[np.ndarray, np.ndarray]:
+    c = p.cand_contrast[:k]
+    q = p.q_contrast
+    null, mismatch = scoring.contrast_null_score, scoring.contrast_mismatch_score
+    hard = np.zeros(k, dtype=np.float32)
+    if q == 0:
+        s = np.where(c == 0, 1.0, null)
+    elif q == 2:  # stated "without": rows without a qualifier are the plain studies
+        s = np.select([c == 2, c == 0], [1.0, 0.95], mismatch)
+        hard = ((c == 1) | (c == 3) | (c == 4)).astype(np.float32)
+    elif q == 1:
+        s = np.select([c == 1, c == 3, c == 0], [1.0, 0.8, null], mismatch)
+        hard = (c == 2).astype(np.float32)
+    elif q == 3:
+        s = np.select([c == 3, c == 1, c == 0], [1.0, 0.85, null], mismatch)
+    else:  # oral
+        s = np.select([c == 4, c == 0], [1.0, null], mismatch)
+    return s.astype(np.float32), hard
+
+
+def score(p: PreparedQuery, scoring: ScoringConfig) -> RankOutput:
+    """Score the first ``scoring.retriever_top_k`` candidates and sort them (best first)."""
+    k = max(1, min(int(scoring.retriever_top_k), len(p.idx)))
+    wc, wf = scoring.weights_component, scoring.weights_final
+    mm = modality_matrix(scoring)
+    mod = mm[p.q_modality, p.cand_modality[:k]]
+    lat, lat_hard = laterality_scores(p, k)
+    con, con_hard = contrast_scores(p, k, scoring)
+    anat = p.anatomy[:k]
+    tech = p.technique[:k]
+    component = wc.anatomy * anat + wc.modality * mod + wc.laterality * lat + wc.contrast * con + wc.technique * tech
+    semantic = (0.35 * p.lexical[:k] + 0.35 * p.semantic[:k] + 0.3 * p.coverage[:k]).astype(np.float32)
+    total = wf.component * component + wf.semantic * semantic + wf.frequency * p.cand_generality[:k]
+    cand_int = p.cand_interventional[:k]
+    if p.q_interventional:
+        total = total + np.where(cand_int, scoring.interventional_bonus, scoring.interventional_penalty)
+    total = total + scoring.context_match_bonus * p.shared_context[:k]
+    total = total * np.maximum(1.0 - scoring.specificity_penalty_weight * p.extra_words[:k], 0.3)
+    total = total + scoring.synonym_match_bonus * p.same_content[:k]
+    exact = p.same_content[:k] & (lat == 1.0) & (con == 1.0) & (mod == 1.0)
+    total = total + scoring.exact_match_bonus * exact
+    # Hard constraints (config-independent): each violation costs more than any soft score can add.
+    hard = lat_hard + con_hard
+    if not p.q_interventional:
+        hard = hard + cand_int.astype(np.float32)
+    if p.q_modality_source == "text":
+        hard = hard + (mod < 0.45).astype(np.float32)
+    total = np.maximum(total, 0.0) - HARD_PENALTY * hard
+    order = np.argsort(-total, kind="stable")
+    return RankOutput(
+        order=order,
+        scores=total[order],
+        component={
+            "anatomy": anat[order],
+            "modality": mod[order],
+            "laterality": lat[order],
+            "contrast": con[order],
+            "technique": tech[order],
+        },
+        semantic=semantic[order],
+        hard=hard[order],
+    )
+
+
+def calibrate(top: float, margin: float, hard: float) -> float:
+    """Map the raw top score and top-2 margin to a probability-like confidence in [0, 1].
+
+    A logistic curve whose coefficients were set so that, on the development gold set, accuracy
+    within each confidence band roughly matches the band (see docs/nhs_lookup_engine.md).
+    """
+    if hard > 0:
+        return float(0.05 / (1.0 + np.exp(-8.0 * (top + hard))))
+    z = CAL_A * (top - CAL_B) + CAL_C * min(margin, 0.3)
+    return float(1.0 / (1.0 + np.exp(-z)))
+
+
+CAL_A, CAL_B, CAL_C = 9.0, 0.62, 12.0

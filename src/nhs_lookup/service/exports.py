@@ -1,0 +1,176 @@
+"""Mapping-table exports (CSV, JSON, FHIR R4 ConceptMap) and per-source summaries (pure functions)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import quote
+
+from nhs_lookup import __version__
+from nhs_lookup.service.review import NEEDS_REVIEW
+
+SNOMED_URI = "http://snomed.info/sct"
+LATERALITY_ATTRIBUTE = "http://snomed.info/id/272741003"  # SNOMED CT 'Laterality' attribute
+LOCAL_SOURCE_PREFIX = "urn:nhs-lookup:ris:"
+LOCAL_CATALOGUE_URI = "urn:nhs-lookup:catalogue"  # targets without a SNOMED CT id (e.g. RadLex lists)
+
+
+@dataclass(frozen=True)
+class ExportRow:
+    """One mapping as exported."""
+
+    data_source: str | None
+    exam_code: str | None
+    exam_name: str
+    modality_code: str | None
+    status: str
+    target_name: str | None
+    nicip_code: str | None
+    snomed_id: str | None
+    snomed_fsn: str | None
+    laterality_id: str | None
+    laterality: str | None
+    equivalence: str | None
+    confidence: float | None
+    flags: tuple[str, ...]
+    reviewer: str | None
+    decided_at: str | None
+    comment: str | None
+
+
+CSV_COLUMNS = [f for f in ExportRow.__dataclass_fields__]
+
+
+@dataclass(frozen=True)
+class SourceSummary:
+    data_source: str
+    approved: int
+    needs_review: int
+    no_match: int
+    total: int
+
+
+def summarize(counts: Iterable[tuple[str | None, str, int]]) -> list[SourceSummary]:
+    """Counts per data source from (data_source, status, count) triples; rejected/deferred need review."""
+    acc: dict[str, dict[str, int]] = defaultdict(lambda: {"approved": 0, "needs_review": 0, "no_match": 0})
+    for source, status, n in counts:
+        key = source or "(none)"
+        if status == "approved":
+            acc[key]["approved"] += n
+        elif status == "no_match":
+            acc[key]["no_match"] += n
+        elif status in NEEDS_REVIEW:
+            acc[key]["needs_review"] += n
+    return [
+        SourceSummary(k, v["approved"], v["needs_review"], v["no_match"], sum(v.values()))
+        for k, v in sorted(acc.items())
+    ]
+
+
+def to_csv(rows: Sequence[ExportRow]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    for r in rows:
+        d = asdict(r)
+        d["flags"] = "|".join(r.flags)
+        d["confidence"] = "" if r.confidence is None else f"{r.confidence:.4f}"
+        writer.writerow(d)
+    return buf.getvalue()
+
+
+def to_json(rows: Sequence[ExportRow], *, scope: str, generated_at: str, info: dict[str, Any]) -> str:
+    summary = summarize(
+        _triples(rows),
+    )
+    data = {
+        "generated_at": generated_at,
+        "generator": f"nhs-lookup {__version__}",
+        "scope": scope,
+        "engine": info,
+        "summary": [asdict(s) for s in summary],
+        "mappings": [{**asdict(r), "flags": list(r.flags)} for r in rows],
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def _triples(rows: Sequence[ExportRow]) -> list[tuple[str | None, str, int]]:
+    counts: dict[tuple[str | None, str], int] = defaultdict(int)
+    for r in rows:
+        counts[(r.data_source, r.status)] += 1
+    return [(ds, st, n) for (ds, st), n in counts.items()]
+
+
+def source_uri(data_source: str | None) -> str:
+    """A URI naming a hospital's local code system (ConceptMap group.source)."""
+    return LOCAL_SOURCE_PREFIX + quote(data_source or "unknown", safe="")
+
+
+def _fhir_target(r: ExportRow) -> dict[str, Any]:
+    if r.status == "no_match" or r.target_name is None:
+        note = "reviewed: no catalogue procedure matches" if r.status == "no_match" else "no proposal"
+        return {"equivalence": "unmatched", "comment": f"{note} (status {r.status})"}
+    target: dict[str, Any] = {
+        "code": r.snomed_id or r.target_name,
+        "display": r.snomed_fsn or r.target_name,
+    }
+    if r.status == "approved":
+        target["equivalence"] = r.equivalence or "equivalent"
+        note = f"approved by {r.reviewer} at {r.decided_at}; catalogue name '{r.target_name}'"
+    else:
+        target["equivalence"] = "inexact"  # an unreviewed proposal: R4 requires a comment for inexact
+        conf = "?" if r.confidence is None else f"{r.confidence:.2f}"
+        note = f"status {r.status}, engine confidence {conf}; catalogue name '{r.target_name}'"
+    if r.nicip_code:
+        note += f"; NICIP {r.nicip_code}"
+    target["comment"] = note
+    if r.laterality_id:
+        target["product"] = [
+            {
+                "property": LATERALITY_ATTRIBUTE,
+                "system": SNOMED_URI,
+                "value": r.laterality_id,
+                **({"display": r.laterality} if r.laterality else {}),
+            }
+        ]
+    return target
+
+
+def to_fhir_concept_map(rows: Sequence[ExportRow], *, scope: str, generated_at: str) -> dict[str, Any]:
+    """A FHIR R4 ConceptMap: one group per (data source, target system); local code -> SNOMED CT."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        system = SNOMED_URI if (r.snomed_id or r.target_name is None) else LOCAL_CATALOGUE_URI
+        groups[(source_uri(r.data_source), system)].append(
+            {
+                "code": r.exam_code or r.exam_name,
+                "display": r.exam_name,
+                "target": [_fhir_target(r)],
+            }
+        )
+    approved_only = scope == "approved"
+    return {
+        "resourceType": "ConceptMap",
+        "id": f"nhs-lookup-{scope}",
+        "url": f"urn:uuid:{uuid.uuid4()}",
+        "version": generated_at,
+        "name": "NhsLookupApprovedMappings" if approved_only else "NhsLookupAllMappings",
+        "title": "Local radiology exam codes to the NHS imaging procedure catalogue"
+        + (" (approved mappings)" if approved_only else " (all mappings with review status)"),
+        "status": "active" if approved_only else "draft",
+        "experimental": not approved_only,
+        "date": generated_at,
+        "publisher": f"nhs-lookup {__version__}",
+        "description": "Exported by the nhs-lookup review service. Targets are SNOMED CT procedure concepts; "
+        "laterality is given as a product of the SNOMED CT Laterality attribute.",
+        "group": [
+            {"source": src, "target": system, "element": elements}
+            for (src, system), elements in sorted(groups.items())
+        ],
+    }

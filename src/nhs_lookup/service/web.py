@@ -1,0 +1,193 @@
+"""Server-rendered web app (Jinja2 templates, local CSS/JS only: works offline).
+
+Pages read from the store directly; every write goes through the JSON API from ``static/app.js``,
+so the web app and scripts share one set of validated, key-protected endpoints.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from nhs_lookup import __version__
+from nhs_lookup.service.db import QueueFilter
+from nhs_lookup.service.exports import summarize
+from nhs_lookup.service.review import BANDS, STATUSES, band_of
+from nhs_lookup.service.settings import ServiceSettings
+
+HERE = Path(__file__).parent
+SHORTCUTS_REVIEW = [
+    ("a", "approve the proposed target"),
+    ("1 - 9", "approve candidate 1-9 instead"),
+    ("n", "mark no match"),
+    ("f", "flag for a second opinion"),
+    ("d", "defer"),
+    ("r", "reject the proposal (the engine proposes another)"),
+    ("j or →", "next mapping in the queue"),
+    ("/", "search the catalogue"),
+    ("c", "write a comment"),
+    ("q", "back to the queue"),
+]
+SHORTCUTS_QUEUE = [
+    ("j / k", "move down / up"),
+    ("Enter", "open the selected mapping"),
+    ("a", "approve the selected mapping's proposal"),
+]
+
+
+def register_web(app: FastAPI, settings: ServiceSettings) -> None:
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.globals.update(
+        version=__version__,
+        api_key_required=bool(settings.api_key),
+        statuses=STATUSES,
+        bands=list(BANDS),
+        band_of=band_of,
+        bulk_default=settings.review.bulk_approve_default,
+    )
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    def page(request: Request, name: str, **context: Any) -> HTMLResponse:
+        return templates.TemplateResponse(request, name, context)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def home(request: Request) -> HTMLResponse:
+        ctx = request.app.state.ctx
+        summary = summarize(ctx.store.status_counts())
+        return page(
+            request,
+            "index.html",
+            jobs=ctx.store.list_jobs(20),
+            summary=summary,
+            facets=ctx.store.facets(),
+            title="Upload & jobs",
+            active="home",
+        )
+
+    @app.get("/ui/queue", response_class=HTMLResponse, include_in_schema=False)
+    def queue_page(
+        request: Request,
+        status: str = "needs_review",
+        data_source: str = "",
+        modality: str = "",
+        band: str = "",
+        flag: str = "",
+        q: str = "",
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> HTMLResponse:
+        ctx = request.app.state.ctx
+        f = QueueFilter(
+            status or "needs_review",
+            data_source or None,
+            modality or None,
+            band or None,
+            flag or None,
+            q or None,
+        )
+        limit = 100
+        rows, total = ctx.store.queue(f, offset, limit)
+        params = {
+            k: v
+            for k, v in {
+                "status": status,
+                "data_source": data_source,
+                "modality": modality,
+                "band": band,
+                "flag": flag,
+                "q": q,
+            }.items()
+            if v
+        }
+        return page(
+            request,
+            "queue.html",
+            rows=rows,
+            total=total,
+            offset=offset,
+            limit=limit,
+            f=f,
+            params=params,
+            qs=urlencode(params),
+            facets=ctx.store.facets(),
+            shortcuts=SHORTCUTS_QUEUE,
+            title="Review queue",
+            active="queue",
+        )
+
+    @app.get("/ui/review/{mapping_id}", response_class=HTMLResponse, include_in_schema=False)
+    def review_page(
+        request: Request,
+        mapping_id: int,
+        status: str = "needs_review",
+        data_source: str = "",
+        modality: str = "",
+        band: str = "",
+        flag: str = "",
+        q: str = "",
+    ) -> HTMLResponse:
+        from nhs_lookup.service.api import ApiError, mapping_detail
+
+        ctx = request.app.state.ctx
+        m = ctx.store.get_mapping(mapping_id)
+        if m is None:
+            raise ApiError(404, f"no mapping {mapping_id}")
+        f = QueueFilter(
+            status or "needs_review",
+            data_source or None,
+            modality or None,
+            band or None,
+            flag or None,
+            q or None,
+        )
+        detail = mapping_detail(ctx, m, f)
+        params = {
+            k: v
+            for k, v in {
+                "status": status,
+                "data_source": data_source,
+                "modality": modality,
+                "band": band,
+                "flag": flag,
+                "q": q,
+            }.items()
+            if v
+        }
+        proposal = detail.proposal or {}
+        candidates = proposal.get("all_candidates") or []
+        comp = proposal.get("candidate_components") or {}
+        return page(
+            request,
+            "review.html",
+            m=detail,
+            proposal=proposal,
+            candidates=candidates,
+            candidate_components=comp,
+            input_components=proposal.get("components") or {},
+            target_components=comp.get(detail.target_name or "", {}),
+            qs=urlencode(params),
+            shortcuts=SHORTCUTS_REVIEW,
+            title=f"Review: {m.exam_name}",
+            active="queue",
+        )
+
+    @app.get("/ui/consolidated", response_class=HTMLResponse, include_in_schema=False)
+    def consolidated_page(request: Request, data_source: str = "") -> HTMLResponse:
+        from nhs_lookup.service.api import build_consolidated
+
+        ctx = request.app.state.ctx
+        view = build_consolidated(ctx.store.all_mappings(data_source or None))
+        return page(
+            request,
+            "consolidated.html",
+            view=view,
+            data_source=data_source,
+            facets=ctx.store.facets(),
+            title="Consolidated view",
+            active="consolidated",
+        )

@@ -1,0 +1,176 @@
+"""Load the vocabulary data files (``nhs_lookup/data/*.yaml``) into one typed, cached object.
+
+Everything the parser knows about radiology wording lives in those YAML files, not in code, so a
+coder can extend it. :func:`vocab_fingerprint` hashes the files so caches built from them are
+invalidated when they change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+VOCAB_FILES = (
+    "abbreviations.yaml",
+    "anatomy.yaml",
+    "modalities.yaml",
+    "noise.yaml",
+    "non_clinical.yaml",
+    "techniques.yaml",
+)
+
+
+class VocabularyError(ValueError):
+    """A vocabulary file is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class AnatomyTerm:
+    name: str
+    parent: str | None = None
+    paired: bool = False
+
+
+@dataclass
+class Vocabulary:
+    """Parsed vocabulary files (see the YAML files for the meaning of each part)."""
+
+    symbols: list[tuple[re.Pattern[str], str]] = field(default_factory=list)
+    phrases: dict[str, str] = field(default_factory=dict)  # token phrase -> canonical phrase
+    anatomy: dict[str, AnatomyTerm] = field(default_factory=dict)
+    plural_bilateral: frozenset[str] = frozenset()
+    modality_strong: dict[str, str] = field(default_factory=dict)  # phrase -> modality
+    modality_hints: dict[str, str] = field(default_factory=dict)
+    modality_precedence: tuple[str, ...] = ()
+    ris_codes: dict[str, str] = field(default_factory=dict)
+    modality_similarity: dict[tuple[str, str], float] = field(default_factory=dict)
+    noise: list[re.Pattern[str]] = field(default_factory=list)
+    context_words: frozenset[str] = frozenset()
+    context_groups: dict[str, frozenset[str]] = field(default_factory=dict)
+    non_clinical: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
+    unspecific_words: frozenset[str] = frozenset()
+    techniques: dict[str, str] = field(default_factory=dict)  # phrase -> technique tag
+    interventional: frozenset[str] = frozenset()
+    fingerprint: str = ""
+
+    def ancestors(self, term: str) -> list[str]:
+        """The term followed by its parents up to the root."""
+        out = [term]
+        seen = {term}
+        node = self.anatomy.get(term)
+        while node is not None and node.parent and node.parent not in seen:
+            out.append(node.parent)
+            seen.add(node.parent)
+            node = self.anatomy.get(node.parent)
+        return out
+
+    def modality_of_code(self, code: str | None) -> str | None:
+        if not code:
+            return None
+        return self.ris_codes.get(re.sub(r"[^A-Z0-9]", "", code.upper()))
+
+    def canonical_modality(self, name: str) -> str | None:
+        """Map a free modality name ("MR", "Mammogram", "X-ray") to the canonical code."""
+        key = name.strip().lower()
+        if key.upper() in self.modality_precedence:
+            return key.upper()
+        by_code = self.modality_of_code(name)
+        if by_code:
+            return by_code
+        key = re.sub(r"[^a-z0-9]+", " ", key).strip()
+        return self.modality_strong.get(key) or self.modality_hints.get(key)
+
+
+def _read(name: str, data_dir: Path) -> dict:
+    path = data_dir / name
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise VocabularyError(f"vocabulary file {path} cannot be read: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise VocabularyError(f"vocabulary file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise VocabularyError(f"vocabulary file {path} must hold a mapping")
+    return data
+
+
+def _norm_phrase(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", str(text).lower()))
+
+
+def vocab_fingerprint(data_dir: Path = DATA_DIR) -> str:
+    h = hashlib.sha256()
+    for name in VOCAB_FILES:
+        h.update(name.encode())
+        h.update((data_dir / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def load_vocabulary(data_dir: Path = DATA_DIR) -> Vocabulary:
+    """Read and validate all vocabulary files from *data_dir*."""
+    v = Vocabulary(fingerprint=vocab_fingerprint(data_dir))
+    abbr = _read("abbreviations.yaml", data_dir)
+    for i, item in enumerate(abbr.get("symbols") or [], start=1):
+        if not (isinstance(item, list) and len(item) == 2):
+            raise VocabularyError(f"abbreviations.yaml symbols item {i}: expected [pattern, replacement]")
+        try:
+            v.symbols.append((re.compile(item[0]), str(item[1])))
+        except re.error as exc:
+            raise VocabularyError(f"abbreviations.yaml symbols item {i}: bad pattern: {exc}") from exc
+    for key, value in (abbr.get("phrases") or {}).items():
+        v.phrases[_norm_phrase(key)] = _norm_phrase(value)
+
+    anat = _read("anatomy.yaml", data_dir)
+    for name, spec in (anat.get("terms") or {}).items():
+        spec = spec or {}
+        term = _norm_phrase(name)
+        v.anatomy[term] = AnatomyTerm(term, _norm_phrase(spec["parent"]) if spec.get("parent") else None,
+                                      bool(spec.get("paired", False)))
+        for syn in spec.get("synonyms") or []:
+            v.phrases.setdefault(_norm_phrase(syn), term)
+    for term in v.anatomy.values():
+        if term.parent and term.parent not in v.anatomy:
+            raise VocabularyError(f"anatomy.yaml: parent '{term.parent}' of '{term.name}' is not a term")
+    v.plural_bilateral = frozenset(_norm_phrase(p) for p in anat.get("plural_bilateral") or [])
+
+    mods = _read("modalities.yaml", data_dir)
+    for code, spec in (mods.get("modalities") or {}).items():
+        for p in spec.get("strong") or []:
+            v.modality_strong[_norm_phrase(p)] = code
+        for p in spec.get("hints") or []:
+            v.modality_hints[_norm_phrase(p)] = code
+    v.modality_precedence = tuple(mods.get("precedence") or ())
+    v.ris_codes = {str(k).upper(): str(val) for k, val in (mods.get("ris_codes") or {}).items()}
+    for pair, value in (mods.get("similarity") or {}).items():
+        a, b = str(pair).split("-")
+        v.modality_similarity[(a, b)] = v.modality_similarity[(b, a)] = float(value)
+
+    noise = _read("noise.yaml", data_dir)
+    v.noise = [re.compile(p) for p in noise.get("patterns") or []]
+    v.context_words = frozenset(_norm_phrase(w) for w in noise.get("context_words") or [])
+    v.context_groups = {g: frozenset(ws) for g, ws in (noise.get("context_groups") or {}).items()}
+
+    nc = _read("non_clinical.yaml", data_dir)
+    for reason, patterns in (nc.get("patterns") or {}).items():
+        for p in patterns:
+            v.non_clinical.append((reason, re.compile(p)))
+    v.unspecific_words = frozenset(nc.get("unspecific_words") or [])
+
+    tech = _read("techniques.yaml", data_dir)
+    for tag, phrases in (tech.get("techniques") or {}).items():
+        for p in phrases:
+            v.techniques[_norm_phrase(p)] = tag
+    v.interventional = frozenset(_norm_phrase(t) for t in (tech.get("interventional") or {}).get("strong") or [])
+    return v
+
+
+@lru_cache(maxsize=1)
+def default_vocabulary() -> Vocabulary:
+    """The bundled vocabulary, loaded once per process."""
+    return load_vocabulary()
