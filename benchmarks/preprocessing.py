@@ -39,23 +39,31 @@ def bench_file(label: str, path: Path, repeats: int) -> None:
     rows = {
         "read_info (header only)": timed(lambda: read_info(path), repeats),
         f"decode {len(idx)} sampled frames": timed(lambda: read_frames(path, idx, info), repeats),
-        f"decode all {info.num_frames} frames": timed(lambda: read_frames(path, range(info.num_frames), info), 1),
+        f"decode all {info.num_frames} frames": timed(
+            lambda: read_frames(path, range(info.num_frames), info), 1
+        ),
         f"sector mask on {info.num_frames} frames": timed(lambda: compute_mask(all_frames), repeats),
         "load_clip (uint8 112x112 clip)": timed(lambda: load_clip(path, cfg), repeats),
         "preprocess_file (model tensor)": timed(lambda: preprocess_file(path, cfg), repeats),
     }
-    print(f"\n{label}: {info.num_frames} frames {info.rows}x{info.columns} {info.photometric} / {info.transfer_syntax}")
+    print(
+        f"\n{label}: {info.num_frames} frames {info.rows}x{info.columns} {info.photometric} / {info.transfer_syntax}"
+    )
     for name, seconds in rows.items():
         print(f"  {name:<40s} {seconds * 1000:8.1f} ms")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     frames = render_clip(ClipSpec(480, 640, 120, 30.0, label_text="EPIQ 7C"), np.random.default_rng(0))
     with tempfile.TemporaryDirectory() as tmp:
-        jpeg = write_clip(Path(tmp) / "jpeg", frames, photometric="YBR_FULL_422", transfer_syntax="JPEGBaseline8Bit")
+        jpeg = write_clip(
+            Path(tmp) / "jpeg", frames, photometric="YBR_FULL_422", transfer_syntax="JPEGBaseline8Bit"
+        )
         rgb = write_clip(Path(tmp) / "rgb", frames, photometric="RGB")
         bench_file("synthetic JPEG Baseline", jpeg, args.repeats)
         bench_file("synthetic uncompressed RGB", rgb, args.repeats)

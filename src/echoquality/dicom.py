@@ -89,6 +89,8 @@ class DicomInfo:
     transfer_syntax: str | None  # UID name, e.g. "JPEG Baseline (Process 1)"
     samples_per_pixel: int
     bits_stored: int | None
+    # 2D ultrasound regions (x0, y0, x1, y1), inclusive pixel bounds, kept only when inside the image
+    us_regions: tuple[tuple[int, int, int, int], ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,7 +243,39 @@ def info_from_dataset(ds: Dataset, path: Path, folder_name: str | None = None) -
         transfer_syntax=ts_name,
         samples_per_pixel=_int_or(ds.get("SamplesPerPixel"), 1),
         bits_stored=_int_or(ds.get("BitsStored"), 0) or None,
+        us_regions=ultrasound_regions(ds),
     )
+
+
+def ultrasound_regions(ds: Dataset) -> tuple[tuple[int, int, int, int], ...]:
+    """Bounding boxes of the 2D regions in SequenceOfUltrasoundRegions that fit inside the image.
+
+    Regions are sanity-checked against Rows/Columns: some files (e.g. pydicom's SonoSite sample)
+    carry coordinates of a larger acquisition frame, which must not be used.
+    """
+    rows, cols = _int_or(ds.get("Rows"), 0), _int_or(ds.get("Columns"), 0)
+    boxes = []
+    try:
+        regions = list(ds.get("SequenceOfUltrasoundRegions", None) or [])
+    except Exception:
+        return ()
+    for region in regions:
+        if _int_or(region.get("RegionSpatialFormat"), 0) != 1:  # 1 = 2D tissue/flow image
+            continue
+        box = tuple(
+            _int_or(region.get(k), -1)
+            for k in (
+                "RegionLocationMinX0",
+                "RegionLocationMinY0",
+                "RegionLocationMaxX1",
+                "RegionLocationMaxY1",
+            )
+        )
+        x0, y0, x1, y1 = box
+        # tolerate the common off-by-one (max = Columns/Rows) by clipping to the last pixel
+        if 0 <= x0 < x1 <= cols and 0 <= y0 < y1 <= rows:
+            boxes.append((x0, y0, min(x1, cols - 1), min(y1, rows - 1)))
+    return tuple(boxes)
 
 
 def read_info(path: Path, folder_name: str | None = None) -> DicomInfo:
@@ -402,8 +436,10 @@ def _decode_error(ds: Dataset, exc: BaseException) -> SkipError:
         return SkipError(SkipReason.OTHER_ERRORS, f"out of memory decoding {_ts_label(ds)}")
     if isinstance(exc, AttributeError) and "no pixel data" in text.lower():
         return SkipError(SkipReason.EMPTY_PIXEL_ARRAY, f"no pixel data: {text}")
+    # A decoder was available (checked before): the data itself is bad, typically a truncated copy.
     return SkipError(
-        SkipReason.DECODE_ERROR, f"{_ts_label(ds)} needs {codec_hint(ts)}; decoding failed: {text}"
+        SkipReason.DECODE_ERROR,
+        f"cannot decode {_ts_label(ds)} pixel data (truncated or corrupt file?; codecs: {codec_hint(ts)}): {text}",
     )
 
 
@@ -496,7 +532,9 @@ def _decode_selected(
             except Exception as exc:
                 if n == len(plugins) - 1:
                     raise
-                log.debug("decoding %s with %s failed (%s); retrying with the default plugin", path, plugin, exc)
+                log.debug(
+                    "decoding %s with %s failed (%s); retrying with the default plugin", path, plugin, exc
+                )
                 out.clear()
     import pydicom
     from pydicom.uid import ImplicitVRLittleEndian

@@ -81,12 +81,17 @@ class MaskResult:
     """A sector mask and how it was obtained."""
 
     mask: np.ndarray  # (H, W) bool
-    fraction: float  # fraction of the image inside the mask
-    fallback: bool  # True when the heuristic failed and the whole image is kept
+    fraction: float  # fraction of the image covered by the heuristic mask
+    fallback: bool  # True when the heuristic failed (mask from the US regions or the whole image)
+    source: str = "heuristic"  # heuristic | regions | none
 
 
-def compute_mask(frames_rgb: np.ndarray) -> MaskResult:
-    """Sector-mask heuristic with its diagnostics (see :func:`sector_mask`)."""
+def compute_mask(frames_rgb: np.ndarray, regions: tuple[tuple[int, int, int, int], ...] = ()) -> MaskResult:
+    """Sector-mask heuristic with its diagnostics (see :func:`sector_mask`).
+
+    When the heuristic fails (< 2 % of the image), the sanity-checked SequenceOfUltrasoundRegions
+    boxes *regions* ((x0, y0, x1, y1), inclusive) are used if given, else the whole image is kept.
+    """
     if frames_rgb.ndim != 4 or frames_rgb.shape[-1] != 3 or frames_rgb.shape[0] < 1:
         raise SkipError(
             SkipReason.MASKING_ERROR, f"expected (T, H, W, 3) frames, got shape {frames_rgb.shape}"
@@ -105,14 +110,26 @@ def compute_mask(frames_rgb: np.ndarray) -> MaskResult:
     core = cv2.dilate(core, _KERNEL, iterations=_ERODE_ITERATIONS)
     mask = _hull_of_largest(core)
     fraction = float(mask.mean())
-    if fraction < MIN_MASK_FRACTION:
+    if fraction >= MIN_MASK_FRACTION:
+        return MaskResult(mask, fraction, False)
+    boxes = [(x0, y0, x1, y1) for x0, y0, x1, y1 in regions if 0 <= x0 < x1 < w and 0 <= y0 < y1 < h]
+    if boxes:
+        region_mask = np.zeros((h, w), bool)
+        for x0, y0, x1, y1 in boxes:
+            region_mask[y0 : y1 + 1, x0 : x1 + 1] = True
         log.warning(
-            "sector mask covers %.1f%% of the image (< %.0f%%): clip is static or unusual; keeping the whole image",
+            "sector mask covers %.1f%% of the image (< %.0f%%): clip is static or unusual; using the "
+            "DICOM ultrasound region(s) instead",
             100 * fraction,
             100 * MIN_MASK_FRACTION,
         )
-        return MaskResult(np.ones((h, w), bool), fraction, True)
-    return MaskResult(mask, fraction, False)
+        return MaskResult(region_mask, fraction, True, "regions")
+    log.warning(
+        "sector mask covers %.1f%% of the image (< %.0f%%): clip is static or unusual; keeping the whole image",
+        100 * fraction,
+        100 * MIN_MASK_FRACTION,
+    )
+    return MaskResult(np.ones((h, w), bool), fraction, True, "none")
 
 
 def _hull_of_largest(core: np.ndarray, keep_ratio: float = 0.2) -> np.ndarray:
@@ -138,7 +155,8 @@ def sector_mask(frames_rgb: np.ndarray) -> np.ndarray:
     Pixels that are non-zero in some frame (eroded to drop thin overlays) AND differ between the
     first and last frame (drops static text), dilated back, then the filled convex hull of the
     largest region(s). An all-black clip raises SkipError(MASKING_ERROR); a mask under 2 % of the
-    image (static clip, unusual layout) falls back to the whole image with a logged warning.
+    image (static clip, unusual layout) falls back to the whole image with a logged warning
+    (``load_clip`` first tries the file's ultrasound regions, see :func:`compute_mask`).
     """
     return compute_mask(frames_rgb).mask
 
@@ -184,12 +202,15 @@ def crop_and_resize(frames: np.ndarray, cfg: PreprocessConfig, mask: np.ndarray 
     return out
 
 
-def frames_to_clip(frames_rgb: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+def frames_to_clip(
+    frames_rgb: np.ndarray, cfg: PreprocessConfig, regions: tuple[tuple[int, int, int, int], ...] = ()
+) -> np.ndarray:
     """Mask, crop and resize true-RGB frames -> uint8 BGR clip (t, S, S, 3).
 
-    The mask is computed from the decoded (sampled) frames at full resolution.
+    The mask is computed from the decoded (sampled) frames at full resolution; *regions* (the
+    file's ultrasound regions) are only the fallback when the heuristic fails.
     """
-    mask = sector_mask(frames_rgb) if cfg.mask_sector else None
+    mask = compute_mask(frames_rgb, regions).mask if cfg.mask_sector else None
     clip = crop_and_resize(frames_rgb, cfg, mask)
     return np.ascontiguousarray(clip[..., ::-1])  # RGB -> BGR (the reference channel order)
 
@@ -214,7 +235,7 @@ def load_clip(
                 f"no frame to sample: start_frame {cfg.start_frame} with {info.num_frames} frames",
             )
         frames = read_frames(path, indices, info)
-        return info, frames_to_clip(frames, cfg)
+        return info, frames_to_clip(frames, cfg, info.us_regions)
     except SkipError:
         raise
     except MemoryError as exc:

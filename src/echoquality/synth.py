@@ -30,6 +30,7 @@ US_MULTIFRAME_SOP = "1.2.840.10008.5.1.4.1.1.3.1"
 US_IMAGE_SOP = "1.2.840.10008.5.1.4.1.1.6.1"
 CT_IMAGE_SOP = "1.2.840.10008.5.1.4.1.1.2"
 MANIFEST_NAME = "synth_manifest.csv"
+INFO_NAME = "synth_info.json"  # generator parameters and library versions
 
 SIZES: dict[str, tuple[int, int]] = {"small": (200, 260), "medium": (480, 640)}
 FRAME_RANGE: dict[str, tuple[int, int]] = {"small": (12, 40), "medium": (40, 120)}
@@ -465,7 +466,38 @@ def generate_dataset(
     if include_awkward:
         records.extend(_write_awkward(out_dir, seed, folder_names, height, width))
     write_manifest(out_dir / MANIFEST_NAME, records)
+    _write_info(out_dir / INFO_NAME, seed, folders, clips_per_folder, size, include_awkward, len(records))
     return records
+
+
+def _write_info(
+    path: Path, seed: int, folders: int, clips: int, size: str, awkward: bool, n_files: int
+) -> None:
+    """Record how the tree was made (no timestamps, so reruns stay byte-identical)."""
+    import importlib.metadata
+    import json
+
+    def version(dist: str) -> str | None:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    info = {
+        "generator": "echoquality.synth.generate_dataset",
+        "parameters": {
+            "seed": seed,
+            "folders": folders,
+            "clips_per_folder": clips,
+            "size": size,
+            "include_awkward": awkward,
+        },
+        "files": n_files,
+        "versions": {
+            d: version(d) for d in ("radiology-qc", "pydicom", "numpy", "pillow", "opencv-python-headless")
+        },
+    }
+    path.write_text(json.dumps(info, indent=2) + "\n")
 
 
 def _write_awkward(

@@ -11,9 +11,21 @@ from nhs_lookup.normalize import normalize_tokens, strip_noise, tokenize
 from nhs_lookup.records import Components
 from nhs_lookup.vocab import Vocabulary, default_vocabulary
 
+# Multi-word modality names whose words say nothing about the procedure itself.
+MODALITY_PHRASES_NOT_CONTENT = (
+    # "image intensifier" stays content: NICIP has a "Mobile image intensifier <region>" family.
+    "nuclear medicine",
+    "magnetic resonance",
+    "computed tomography",
+    "plain film",
+    "positron emission tomography",
+)
 LEADING_MODALITIES = frozenset({"CT", "MRI", "US"})
 # Anatomy implied by a modality when the name states none ("Bilateral Mammograms" is of the breasts).
-IMPLIED_ANATOMY = {"MG": ("breast",)}
+IMPLIED_ANATOMY = {"MG": ("breast",), "PET": ("whole body",)}
+# PET without a named tracer is, in clinical practice, FDG PET-CT.
+PET_TRACERS = frozenset({"fdg", "psma", "choline", "dotatate", "ga68", "f18", "18f", "fluciclovine", "methionine",
+                         "amyloid", "florbetaben", "flutemetamol", "rb81", "nh3", "c11", "fluoride", "dopa", "fet"})
 LATERALITY_WORDS = {"left": "left", "right": "right", "bilateral": "bilateral"}
 # Words that carry no procedure identity (for specificity and "unspecific" checks).
 STRUCTURAL_WORDS = frozenset(
@@ -70,7 +82,7 @@ def _modality(tokens: list[str], vocab: Vocabulary, modality_code: str | None) -
     if hints:
         code = vocab.modality_of_code(modality_code)
         if code in set(hints):
-            return code, "hint"
+            return code, "text"  # the name's wording and the RIS code agree
         return hints[0], "hint"
     code = vocab.modality_of_code(modality_code)
     if code:
@@ -143,6 +155,8 @@ def parse_name(
     tokens = normalize_tokens(text, vocab, lexicon)
     raw_tokens = tokenize(strip_noise(text, vocab))
     modality, source = _modality(tokens, vocab, modality_code)
+    if modality == "PET" and not PET_TRACERS & set(tokens):
+        tokens = [*tokens, "fdg"]
     laterality, implied = _laterality(tokens, raw_tokens, vocab)
     clean = " ".join(tokens)
     context = frozenset(g for g, words in vocab.context_groups.items() if words & set(tokens))
@@ -177,6 +191,7 @@ def _modality_words(vocab: Vocabulary) -> frozenset[str]:
             if len(phrase.split()) == 1:
                 words.add(phrase)
         words.update({"xray", "fluoro", "mri", "ct", "us", "nm"})
+
         _MOD_WORDS[key] = frozenset(words)
     return _MOD_WORDS[key]
 

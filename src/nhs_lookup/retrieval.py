@@ -25,6 +25,7 @@ from nhs_lookup.semantic import SemanticBackend, make_backend
 from nhs_lookup.vocab import Vocabulary, default_vocabulary
 
 RETRIEVE_K = 120
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int8)
 
 
 def _binary(rows: list[set[str]] | list[tuple[str, ...]], vocab: dict[str, int]) -> sp.csr_matrix:
@@ -50,8 +51,7 @@ class CatalogueIndex:
 
     n: int
     char_vectorizer: object
-    char_name: sp.csr_matrix  # (V, N) transposed for query @ matrix
-    char_fsn: sp.csr_matrix
+    char_name: sp.csr_matrix  # (V, N): 0.75 x name n-grams + 0.25 x FSN n-grams (one product per batch)
     semantic: SemanticBackend
     anatomy_vocab: dict[str, int]
     anat_exact: sp.csr_matrix  # (T, N)
@@ -71,7 +71,8 @@ class CatalogueIndex:
     interventional: np.ndarray  # bool
     generality: np.ndarray  # float prior: simpler rows are more common
     context: np.ndarray  # int bitmask
-    content_keys: list[frozenset[str]]
+    content_ids: np.ndarray  # id of each row's content-word set (equal ids: same words)
+    content_id_of: dict[frozenset[str], int]
 
     @classmethod
     def build(cls, catalogue: Catalogue, semantic_backend: str = "tfidf", semantic_model: str | None = None) -> CatalogueIndex:
@@ -82,8 +83,7 @@ class CatalogueIndex:
         fsns = [(pf.components.clean_text if pf is not None else n) for pf, n in zip(catalogue.parsed_fsn, names, strict=True)]
         vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, dtype=np.float32)
         vec.fit(names + fsns)
-        char_name = vec.transform(names).T.tocsr()
-        char_fsn = vec.transform(fsns).T.tocsr()
+        char_name = (0.75 * vec.transform(names) + 0.25 * vec.transform(fsns)).T.tocsr()
         semantic = make_backend(semantic_backend, semantic_model)
         semantic.fit([f"{n} {f}" for n, f in zip(names, fsns, strict=True)])
 
@@ -105,12 +105,12 @@ class CatalogueIndex:
             [sum(1 << i for i, g in enumerate(groups) if g in p.context) for p in catalogue.parsed], dtype=np.int64
         )
         name_words = _binary(name_content, word_vocab)
+        content_id_of: dict[frozenset[str], int] = {}
         n_content = np.asarray(name_words.sum(axis=1)).ravel()
         return cls(
             n=len(catalogue.entries),
             char_vectorizer=vec,
             char_name=char_name,
-            char_fsn=char_fsn,
             semantic=semantic,
             anatomy_vocab=anatomy_vocab,
             anat_exact=_binary(exact, anatomy_vocab).T.tocsr(),
@@ -130,7 +130,9 @@ class CatalogueIndex:
             interventional=np.array([p.components.interventional for p in catalogue.parsed], dtype=bool),
             generality=(1.0 / (1.0 + 0.25 * np.maximum(n_content - 1, 0))).astype(np.float32),
             context=ctx,
-            content_keys=[p.content for p in catalogue.parsed],
+            content_ids=np.array([content_id_of.setdefault(p.content, len(content_id_of)) for p in catalogue.parsed],
+                                 dtype=np.int32),
+            content_id_of=content_id_of,
         )
 
     # ------------------------------------------------------------------------------------- queries
@@ -142,7 +144,7 @@ class CatalogueIndex:
             return []
         texts = [p.components.clean_text for p in parsed]
         qc = self.char_vectorizer.transform(texts)
-        lex = 0.75 * (qc @ self.char_name).toarray() + 0.25 * (qc @ self.char_fsn).toarray()
+        lex = (qc @ self.char_name).toarray()
         sem = self.semantic.similarity(texts)
 
         q_exact = _binary([set(p.components.anatomy) for p in parsed], self.anatomy_vocab)
@@ -159,21 +161,19 @@ class CatalogueIndex:
         anat[no_q, :] = np.where(self.anat_exact_n == 0, 0.8, 0.4)[None, :]
 
         q_tech = _binary([set(p.components.technique) for p in parsed], self.tech_vocab)
-        inter_t = (q_tech @ self.tech).toarray()
+        inter_t_all = (q_tech @ self.tech).toarray()
         q_tech_n = np.asarray(q_tech.sum(axis=1), dtype=np.float32)
-        union_t = q_tech_n + self.tech_n[None, :] - inter_t
-        tech = np.where(union_t == 0, 1.0, inter_t / np.maximum(union_t, 1.0))
 
         q_content = _binary([set(p.content) for p in parsed], self.word_vocab)
         q_content_n = np.array([len(p.content) for p in parsed], dtype=np.float32)[:, None]
         covered = (q_content @ self.all_words).toarray()
-        coverage = np.where(q_content_n > 0, covered / np.maximum(q_content_n, 1.0), 0.5)
-        name_hits = (q_content @ self.name_words).toarray()
-        extra = np.maximum(self.name_words_n[None, :] - name_hits, 0.0)
+        coverage = np.where(q_content_n > 0, covered / np.maximum(q_content_n, 1.0), np.float32(0.5))
+        name_hits_all = (q_content @ self.name_words).toarray()
 
         q_mod = np.array([MODALITIES.get(p.components.modality, 0) for p in parsed], dtype=np.int8)
         mod_eq = (self.modality[None, :] == q_mod[:, None]) & (q_mod[:, None] > 0)
-        retrieval = 0.45 * lex + 0.35 * sem + 0.5 * anat + 0.3 * coverage + 0.25 * mod_eq - 0.03 * extra
+        extra_all = np.maximum(self.name_words_n[None, :] - name_hits_all, np.float32(0.0))
+        retrieval = 0.45 * lex + 0.35 * sem + 0.5 * anat + 0.3 * coverage + np.float32(0.4) * mod_eq - 0.03 * extra_all
         k = min(top_k, self.n)
         top = np.argpartition(-retrieval, k - 1, axis=1)[:, :k]
         out = []
@@ -181,10 +181,13 @@ class CatalogueIndex:
         for qi, p in enumerate(parsed):
             idx = top[qi]
             idx = idx[np.argsort(-retrieval[qi, idx], kind="stable")]
+            inter_t = inter_t_all[qi, idx]
+            union_t = q_tech_n[qi, 0] + self.tech_n[idx] - inter_t
+            tech_q = np.where(union_t == 0, 1.0, inter_t / np.maximum(union_t, 1.0))
+            extra_q = extra_all[qi, idx]
             c = p.components
             ctx = sum(1 << i for i, g in enumerate(groups) if g in p.context)
-            content_key = p.content
-            same_content = np.array([self.content_keys[i] == content_key for i in idx], dtype=bool)
+            same_content = self.content_ids[idx] == self.content_id_of.get(p.content, -1)
             out.append(
                 PreparedQuery(
                     components=c,
@@ -192,17 +195,15 @@ class CatalogueIndex:
                     lexical=lex[qi, idx].astype(np.float32),
                     semantic=sem[qi, idx].astype(np.float32),
                     anatomy=anat[qi, idx].astype(np.float32),
-                    technique=tech[qi, idx].astype(np.float32),
+                    technique=tech_q.astype(np.float32),
                     coverage=coverage[qi, idx].astype(np.float32),
-                    extra_words=extra[qi, idx].astype(np.float32),
+                    extra_words=extra_q.astype(np.float32),
                     cand_modality=self.modality[idx],
                     cand_laterality=self.laterality[idx],
                     cand_contrast=self.contrast[idx],
                     cand_interventional=self.interventional[idx],
                     cand_generality=self.generality[idx],
-                    shared_context=np.array(
-                        [bin(int(x) & ctx).count("1") for x in self.context[idx]], dtype=np.int8
-                    ),
+                    shared_context=_POPCOUNT[self.context[idx] & ctx],
                     same_content=same_content,
                     q_modality=int(q_mod[qi]),
                     q_modality_source=p.modality_source,

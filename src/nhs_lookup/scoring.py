@@ -24,6 +24,7 @@ MODALITIES = {m: i + 1 for i, m in enumerate(MODALITY_LIST)}  # 0 = unknown
 LATERALITY_CODES = {None: 0, "left": 1, "right": 2, "bilateral": 3}
 CONTRAST_CODES = {None: 0, "with": 1, "without": 2, "with_and_without": 3, "oral": 4}
 HARD_PENALTY = 1.0
+UNSTATED_SIDE_PENALTY = 0.08
 
 
 @dataclass
@@ -144,7 +145,7 @@ def score(p: PreparedQuery, scoring: ScoringConfig) -> RankOutput:
     anat = p.anatomy[:k]
     tech = p.technique[:k]
     component = wc.anatomy * anat + wc.modality * mod + wc.laterality * lat + wc.contrast * con + wc.technique * tech
-    semantic = (0.35 * p.lexical[:k] + 0.35 * p.semantic[:k] + 0.3 * p.coverage[:k]).astype(np.float32)
+    semantic = (0.3 * p.lexical[:k] + 0.3 * p.semantic[:k] + 0.4 * p.coverage[:k]).astype(np.float32)
     total = wf.component * component + wf.semantic * semantic + wf.frequency * p.cand_generality[:k]
     cand_int = p.cand_interventional[:k]
     if p.q_interventional:
@@ -159,7 +160,10 @@ def score(p: PreparedQuery, scoring: ScoringConfig) -> RankOutput:
     if not p.q_interventional:
         hard = hard + cand_int.astype(np.float32)
     if p.q_modality_source == "text":
-        hard = hard + (mod < 0.45).astype(np.float32)
+        hard = hard + (mod < 0.65).astype(np.float32)
+    if p.q_laterality == 0 and not p.q_unilateral:
+        # Unstated laterality: a left/right-specific row is a guess the name does not support.
+        total = total - UNSTATED_SIDE_PENALTY * ((p.cand_laterality[:k] == 1) | (p.cand_laterality[:k] == 2))
     total = np.maximum(total, 0.0) - HARD_PENALTY * hard
     order = np.argsort(-total, kind="stable")
     return RankOutput(
@@ -189,4 +193,4 @@ def calibrate(top: float, margin: float, hard: float) -> float:
     return float(1.0 / (1.0 + np.exp(-z)))
 
 
-CAL_A, CAL_B, CAL_C = 9.0, 0.62, 12.0
+CAL_A, CAL_B, CAL_C = 3.6, 0.62, 4.0

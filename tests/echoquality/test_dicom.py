@@ -421,3 +421,47 @@ def test_missing_codec_names_transfer_syntax_and_plugin(tmp_path, monkeypatch):
         read_frames(path, [0])
     assert err.value.reason is SkipReason.DECODE_ERROR
     assert "JPEG Baseline (Process 1)" in err.value.detail and "Pillow" in err.value.detail
+
+
+def test_native_ybr_full_422_becomes_rgb(tmp_path):
+    """Uncompressed YBR_FULL_422 stores Y0 Y1 Cb Cr per pixel pair; decoded once to true RGB."""
+    from pydicom.pixels import convert_color_space
+
+    frames = np.zeros((2, 8, 8, 3), np.uint8)
+    frames[:, :, :4] = 120
+    frames[:, :, 4:] = (200, 30, 30)
+    ybr = convert_color_space(frames, "RGB", "YBR_FULL")
+    packed = np.stack(
+        [ybr[:, :, 0::2, 0], ybr[:, :, 1::2, 0], ybr[:, :, 0::2, 1], ybr[:, :, 0::2, 2]], axis=-1
+    )
+    ds = _dataset(frames, "YBR_FULL_422")
+    ds.PixelData = np.ascontiguousarray(packed, np.uint8).tobytes()
+    out = read_frames(_save(ds, tmp_path / "y422"), [1]).astype(int)
+    assert np.abs(out[0] - frames[1].astype(int)).max() <= 2
+
+
+def test_ultrasound_regions_are_sanity_checked(tmp_path):
+    from pydicom.sequence import Sequence
+
+    def region(fmt, x0, y0, x1, y1):
+        r = Dataset()
+        r.RegionSpatialFormat, r.RegionDataType = fmt, 1
+        r.RegionLocationMinX0, r.RegionLocationMinY0, r.RegionLocationMaxX1, r.RegionLocationMaxY1 = (
+            x0,
+            y0,
+            x1,
+            y1,
+        )
+        return r
+
+    ds = _dataset(np.zeros((2, 40, 60), np.uint8), "MONOCHROME2")
+    ds.SequenceOfUltrasoundRegions = Sequence(
+        [
+            region(1, 5, 4, 50, 30),  # fine
+            region(1, 84, 31, 595, 414),  # coordinates of a bigger frame: rejected
+            region(4, 0, 30, 59, 39),  # waveform (not 2D): ignored
+            region(1, 10, 10, 60, 40),  # max = Columns/Rows (off by one): clipped
+        ]
+    )
+    info = read_info(_save(ds, tmp_path / "r"))
+    assert info.us_regions == ((5, 4, 50, 30), (10, 10, 59, 39))

@@ -274,3 +274,34 @@ def test_fps_aware_loading_uses_the_frame_rate(tmp_path, rendered):
     assert ref.shape[0] == 8
     # same source frame (2) in both; only the mask (from different sampled frames) may differ slightly
     assert math.isclose(clip[2].astype(float).mean(), ref[1].astype(float).mean(), rel_tol=0.03)
+
+
+def test_static_clip_uses_valid_ultrasound_regions(tmp_path, caplog):
+    frames = np.repeat(np.random.default_rng(0).integers(1, 255, (1, 64, 80, 3), dtype=np.uint8), 4, axis=0)
+    result = compute_mask(frames, regions=((10, 8, 69, 55), (0, 0, 500, 500)))  # second box is out of bounds
+    assert result.fallback and result.source == "regions"
+    expected = np.zeros((64, 80), bool)
+    expected[8:56, 10:70] = True
+    np.testing.assert_array_equal(result.mask, expected)
+    assert compute_mask(frames, regions=((0, 0, 500, 500),)).source == "none"
+    # end to end: load_clip takes the regions from the file header
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    path = write_clip(tmp_path / "static", frames)
+    ds = pydicom.dcmread(path)
+    r = Dataset()
+    r.RegionSpatialFormat, r.RegionDataType = 1, 1
+    r.RegionLocationMinX0, r.RegionLocationMinY0, r.RegionLocationMaxX1, r.RegionLocationMaxY1 = 30, 8, 49, 55
+    ds.SequenceOfUltrasoundRegions = Sequence([r])
+    ds.save_as(path)
+    _, clip = load_clip(path, CFG)
+    # square crop of 64x80 keeps columns 8..71, zoom removes 6 px per side: columns 14..65 -> 112 px
+    col = (np.arange(112) + 0.5) * (52 / 112) + 14
+    outside = (col < 30 - 2) | (col > 49 + 2)  # 2 source pixels of margin for the bicubic kernel
+    inside = (col > 30 + 2) & (col < 49 - 2)
+    row = (np.arange(112) + 0.5) * (52 / 112) + 6  # rows 6..57 survive; the region spans rows 8..55
+    rows_in = (row > 8 + 2) & (row < 55 - 2)
+    assert clip[:, :, outside].max() == 0
+    assert clip[:, rows_in][:, :, inside].mean() > 80  # random 1..254 content kept

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from echoquality.dicom import SkipError, is_dicom, read_info
 from echoquality.preprocess import load_clip
 from echoquality.synth import (
     DEGRADATIONS,
+    INFO_NAME,
     MANIFEST_COLUMNS,
     MANIFEST_NAME,
     US_MULTIFRAME_SOP,
@@ -56,7 +58,13 @@ def test_layout_and_manifest(synth_root, synth_records):
             "expected_skip_reason",
         )
     )
-    files = {str(p.relative_to(synth_root)) for p in synth_root.rglob("*") if p.is_file()} - {MANIFEST_NAME}
+    files = {str(p.relative_to(synth_root)) for p in synth_root.rglob("*") if p.is_file()} - {
+        MANIFEST_NAME,
+        INFO_NAME,
+    }
+    info = json.loads((synth_root / INFO_NAME).read_text())
+    assert info["parameters"]["seed"] == 0 and info["files"] == len(synth_records)
+    assert info["versions"]["pydicom"] == pydicom.__version__
     assert files == {r.relative_path for r in synth_records}
     for rec in synth_records:
         folder, name = rec.relative_path.split("/")

@@ -85,6 +85,7 @@ def test_sonosite_ybr_jpeg_cine():
     assert (info.num_frames, info.photometric, info.modality) == (30, "YBR_FULL_422", "US")
     assert info.transfer_syntax == "JPEG Baseline (Process 1)"
     assert info.fps == pytest.approx(30.0, rel=1e-3)
+    assert info.us_regions == ()  # its region refers to a 640x480 frame, the image is 320x240: rejected
     assert _skip_reason(path) == ""
     _assert_grey_stays_grey(path, [0, 15, 29])
     info, clip = load_clip(path, PreprocessConfig())
@@ -97,6 +98,7 @@ def test_color3d_120_frame_cine():
     path = data_file("color3d_jpeg_baseline.dcm")
     info = read_info(path)
     assert (info.num_frames, info.rows, info.columns) == (120, 480, 640)
+    assert info.us_regions == ((84, 31, 595, 414),)
     assert _skip_reason(path) == ""
     _assert_grey_stays_grey(path, [0, 60])
     frames = read_frames(path, list(range(0, 120, 8)), info)

@@ -18,7 +18,13 @@ from nhs_lookup.framework.paths import SAMPLE_CASES
 # Weights on the least informative component, no semantic evidence, bonuses that reward the wrong rows.
 BAD_SCORING = {
     "retriever_top_k": 10,
-    "weights_component": {"anatomy": 0.0, "modality": 0.0, "laterality": 0.0, "contrast": 0.0, "technique": 1.0},
+    "weights_component": {
+        "anatomy": 0.0,
+        "modality": 0.0,
+        "laterality": 0.0,
+        "contrast": 0.0,
+        "technique": 1.0,
+    },
     "weights_final": {"component": 0.05, "semantic": 0.0, "frequency": 0.95},
     "interventional_bonus": 0.0,
     "interventional_penalty": 0.0,
@@ -37,7 +43,9 @@ def labelled_sample():
     return [c for c in cases if c.labelled]
 
 
-def test_optimize_command_improves_a_bad_config(tmp_path, engine_cache_dir, sample_engine, labelled_sample, monkeypatch):
+def test_optimize_command_improves_a_bad_config(
+    tmp_path, engine_cache_dir, sample_engine, labelled_sample, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NHS_LOOKUP_CACHE", str(engine_cache_dir))
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"scoring": BAD_SCORING}))
@@ -61,12 +69,16 @@ def test_optimize_command_improves_a_bad_config(tmp_path, engine_cache_dir, samp
     assert report["best_train"]["top1"] > bad_score.top1 + 0.1
     # the written config loads and reproduces the reported score
     best = load_config(tmp_path / "best.yaml")
-    assert score_prepared(sample_engine, prepared, best.scoring).top1 == pytest.approx(report["best_train"]["top1"])
+    assert score_prepared(sample_engine, prepared, best.scoring).top1 == pytest.approx(
+        report["best_train"]["top1"]
+    )
     assert sum(vars(best.scoring.weights_component).values()) == pytest.approx(1.0)
     assert report["trials_total"] == 40 and report["importances"]
 
 
-def test_grid_search_resumes_without_repeating_points_and_early_stopping(tmp_path, sample_engine, labelled_sample):
+def test_grid_search_resumes_without_repeating_points_and_early_stopping(
+    tmp_path, sample_engine, labelled_sample
+):
     train, val = labelled_sample[::2], labelled_sample[1::2]
     opts = OptimizeOptions(
         study_name="grid", storage=str(tmp_path / "o.db"), strategy="grid_search", max_experiments=4,

@@ -32,7 +32,9 @@ def test_default_scoring_round_trips_through_params():
     base = ScoringConfig()
     again = scoring_from_params(params_from_scoring(base), ScoringConfig(exact_match_bonus=0.0))
     for group in ("weights_component", "weights_final"):
-        assert dataclasses.asdict(getattr(again, group)) == pytest.approx(dataclasses.asdict(getattr(base, group)))
+        assert dataclasses.asdict(getattr(again, group)) == pytest.approx(
+            dataclasses.asdict(getattr(base, group))
+        )
     assert again.exact_match_bonus == base.exact_match_bonus and again.retriever_top_k == base.retriever_top_k
     assert again.interventional_penalty == base.interventional_penalty
 
@@ -45,7 +47,9 @@ def test_seed_grid_respects_constraints_and_budget():
         a, m, c = (p[f"w_component.{k}"] for k in ("anatomy", "modality", "contrast"))
         assert a + m + c <= 0.8 + 1e-9
         assert p["w_component.laterality"] == pytest.approx(0.6 * (1 - a - m - c), abs=1e-6)
-        assert p["w_final.frequency"] == 0 and p["w_final.component"] == pytest.approx(1 - p["w_final.semantic"])
+        assert p["w_final.frequency"] == 0 and p["w_final.component"] == pytest.approx(
+            1 - p["w_final.semantic"]
+        )
         s = scoring_from_params(p, ScoringConfig())
         assert sum(dataclasses.asdict(s.weights_component).values()) == pytest.approx(1.0)
     # stride thinning spreads the points over the grid rather than taking its first corner

@@ -76,7 +76,9 @@ def test_iter_outcomes_streams_in_batches_in_case_order(store):
 
 def test_report_metrics_from_outcomes():
     outs = [_outcome(0, 1, 0.95), _outcome(1, 3, 0.6), _outcome(2, None, 0.3, "validation")]
-    outs.append(CaseOutcome(case_index=3, exam_name="Did not attend", confidence=0.0, modality=None))  # unlabelled no-match
+    outs.append(
+        CaseOutcome(case_index=3, exam_name="Did not attend", confidence=0.0, modality=None)
+    )  # unlabelled no-match
     r = build_report(outs, success_threshold=0.7).to_dict()
     assert r["cases_processed"] == 4 and r["labelled_cases"] == 3
     assert r["top1_accuracy"] == pytest.approx(1 / 3, abs=1e-4)

@@ -81,9 +81,9 @@ def test_one_and_two_workers_give_the_same_rows_as_the_engine(tmp_path, engine_c
         assert [r[0] for r in rows] == list(range(70))  # every case exactly once, in order
         runs[workers] = (rows, run)
         with sqlite3.connect(db) as conn:  # 25, 50, then the remainder
-            assert conn.execute("select cases_processed from training_checkpoints order by id").fetchall() == [
-                (25,), (50,), (70,)
-            ]
+            assert conn.execute(
+                "select cases_processed from training_checkpoints order by id"
+            ).fetchall() == [(25,), (50,), (70,)]
     assert runs[1][0] == runs[2][0]
     assert runs[1][1].report["top1_accuracy"] == runs[2][1].report["top1_accuracy"]
     assert {r[5] for r in runs[1][0]} == {"train", "validation"}
@@ -98,7 +98,11 @@ def test_one_and_two_workers_give_the_same_rows_as_the_engine(tmp_path, engine_c
 
 def test_malformed_rows_are_reported_and_the_rest_processed(tmp_path, engine_cache_dir):
     items = _sample_items()[:5]
-    bad = items[:2] + [{"EXAM_NAME": ""}, {"MODALITY_CODE": "CT"}, {"EXAM_NAME": "CT Head", "acceptable": 5}] + items[2:]
+    bad = (
+        items[:2]
+        + [{"EXAM_NAME": ""}, {"MODALITY_CODE": "CT"}, {"EXAM_NAME": "CT Head", "acceptable": 5}]
+        + items[2:]
+    )
     (tmp_path / "a.json").write_text(json.dumps(bad))
     (tmp_path / "b.csv").write_text(
         "EXAM_NAME,MODALITY_CODE,DATA_SOURCE,acceptable\nCT Head,CT,Site B,CT Head\n,XR,Site B,\nChest X-ray,XR,Site B,XR Chest\n"
@@ -121,20 +125,43 @@ def test_malformed_rows_are_reported_and_the_rest_processed(tmp_path, engine_cac
 def test_corrupt_file_is_a_clear_usage_error(tmp_path):
     (tmp_path / "broken.json").write_text('[{"EXAM_NAME": "CT Head"}, {"EXAM_NA')
     result = CliRunner().invoke(
-        app, ["train", "--dataset", str(tmp_path / "broken.json"), "--db", str(tmp_path / "r.db"), "--no-progress"]
+        app,
+        [
+            "train",
+            "--dataset",
+            str(tmp_path / "broken.json"),
+            "--db",
+            str(tmp_path / "r.db"),
+            "--no-progress",
+        ],
     )
     assert result.exit_code == 2
     text = " ".join(result.output.split())
     assert "broken.json: not valid JSON (line 1" in text
-    missing = CliRunner().invoke(app, ["train", "--dataset", str(tmp_path / "nope.csv"), "--db", str(tmp_path / "r.db")])
+    missing = CliRunner().invoke(
+        app, ["train", "--dataset", str(tmp_path / "nope.csv"), "--db", str(tmp_path / "r.db")]
+    )
     assert missing.exit_code == 2 and "not found" in missing.output
 
 
-def test_finished_experiment_is_not_redone_and_force_starts_a_new_session(tmp_path, engine_cache_dir, monkeypatch):
+def test_finished_experiment_is_not_redone_and_force_starts_a_new_session(
+    tmp_path, engine_cache_dir, monkeypatch
+):
     monkeypatch.setenv("NHS_LOOKUP_CACHE", str(engine_cache_dir))
     monkeypatch.chdir(tmp_path)
     data = _repeat(tmp_path / "cases.json", 12)
-    args = ["train", "--dataset", str(data), "--experiment-name", "again", "--db", "r.db", "--max-workers", "1", "--no-progress"]
+    args = [
+        "train",
+        "--dataset",
+        str(data),
+        "--experiment-name",
+        "again",
+        "--db",
+        "r.db",
+        "--max-workers",
+        "1",
+        "--no-progress",
+    ]
     first = CliRunner().invoke(app, args + ["--report-json", "report.json"])
     assert first.exit_code == 0, first.output
     assert json.loads((tmp_path / "report.json").read_text())["cases_processed"] == 12
@@ -143,7 +170,9 @@ def test_finished_experiment_is_not_redone_and_force_starts_a_new_session(tmp_pa
     forced = CliRunner().invoke(app, args + ["--force"])
     assert forced.exit_code == 0 and "new session" in forced.output
     with sqlite3.connect(tmp_path / "r.db") as conn:
-        assert conn.execute("select count(*), count(distinct session_id) from training_results").fetchone() == (24, 2)
+        assert conn.execute(
+            "select count(*), count(distinct session_id) from training_results"
+        ).fetchone() == (24, 2)
     # same experiment name on other files: refuse to mix them into one session
     other = _repeat(tmp_path / "other.json", 5)
     with pytest.raises(ResumeMismatchError):
@@ -151,7 +180,11 @@ def test_finished_experiment_is_not_redone_and_force_starts_a_new_session(tmp_pa
         sid = store.latest_session("again").id
         store.set_status(sid, "interrupted")
         store.close()
-        run_training(TrainOptions(datasets=[other], experiment_name="again", db=str(tmp_path / "r.db"), show_progress=False))
+        run_training(
+            TrainOptions(
+                datasets=[other], experiment_name="again", db=str(tmp_path / "r.db"), show_progress=False
+            )
+        )
 
 
 @pytest.mark.slow
@@ -164,7 +197,9 @@ def test_resume_after_sigkill_loses_nothing_and_duplicates_nothing(tmp_path, eng
         "--db", str(db), "--chunk-size", "50", "--max-workers", "2", "--checkpoint-interval", "500", "--no-progress",
     ]  # fmt: skip
     env = dict(os.environ, NHS_LOOKUP_CACHE=str(engine_cache_dir))
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     checkpointed = 0
     deadline = time.monotonic() + 120
     try:
@@ -203,7 +238,9 @@ def test_resume_after_sigkill_loses_nothing_and_duplicates_nothing(tmp_path, eng
     assert (status, done, sessions) == ("completed", total, 1)
 
 
-def test_train_on_shared_dev_gold_matches_in_process_engine(tmp_path, shared_dir, nhs_engine, engine_cache_dir):
+def test_train_on_shared_dev_gold_matches_in_process_engine(
+    tmp_path, shared_dir, nhs_engine, engine_cache_dir
+):
     gold = shared_dir / "nhs" / "dev_gold.json"
     run = run_training(
         TrainOptions(
@@ -214,7 +251,10 @@ def test_train_on_shared_dev_gold_matches_in_process_engine(tmp_path, shared_dir
     )  # fmt: skip
     cases, _ = load_cases(gold)
     ranks = [r[4] for r in _stored(tmp_path / "d.db", run.session_id)]
-    direct = [outcome_from_result(i, c, nhs_engine.lookup(c.query), "x", 0).correct_rank for i, c in enumerate(cases)]
+    direct = [
+        outcome_from_result(i, c, nhs_engine.lookup(c.query), "x", 0).correct_rank
+        for i, c in enumerate(cases)
+    ]
     assert ranks == direct
     assert run.report["top1_accuracy"] == pytest.approx(sum(r == 1 for r in direct) / len(cases), abs=1e-4)
     assert set(run.report["per_source"]) == {c.query.data_source for c in cases}

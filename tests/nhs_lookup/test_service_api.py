@@ -57,7 +57,9 @@ def client(make_client) -> TestClient:
 @pytest.fixture
 def loaded(client) -> tuple[TestClient, dict]:
     """A client whose database holds the sample cases, processed by a batch job from an uploaded file."""
-    r = client.post("/batch", files={"file": ("sample_cases.json", SAMPLE_CASES.read_bytes(), "application/json")})
+    r = client.post(
+        "/batch", files={"file": ("sample_cases.json", SAMPLE_CASES.read_bytes(), "application/json")}
+    )
     assert r.status_code == 202, r.text
     job = wait_job(client, r.json()["id"])
     assert job["status"] == "done", job
@@ -83,15 +85,28 @@ def test_health_and_openapi_docs(client, sample_engine):
     assert health["catalogue_rows"] == len(sample_engine.catalogue.entries)
     assert health["api_key_required"] is False
     spec = client.get("/openapi.json").json()
-    for path in ["/lookup", "/batch", "/jobs/{job_id}", "/jobs/{job_id}/results", "/catalogue/search", "/mappings",
-                 "/mappings/{mapping_id}/decision", "/mappings/bulk-approve", "/export", "/summary", "/consolidated"]:
+    for path in [
+        "/lookup",
+        "/batch",
+        "/jobs/{job_id}",
+        "/jobs/{job_id}/results",
+        "/catalogue/search",
+        "/mappings",
+        "/mappings/{mapping_id}/decision",
+        "/mappings/bulk-approve",
+        "/export",
+        "/summary",
+        "/consolidated",
+    ]:
         assert path in spec["paths"], path
     assert "multipart/form-data" in spec["paths"]["/batch"]["post"]["requestBody"]["content"]
     assert client.get("/docs").status_code == 200
 
 
 def test_lookup_returns_engine_result_with_components_and_candidates(client, sample_engine):
-    r = client.post("/lookup", json={"exam_name": "CT Abdo/Pelvis C+", "modality_code": "CT", "data_source": "H1"})
+    r = client.post(
+        "/lookup", json={"exam_name": "CT Abdo/Pelvis C+", "modality_code": "CT", "data_source": "H1"}
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     expected = sample_engine.lookup(ExamQuery("CT Abdo/Pelvis C+", "CT", None, "H1"))
@@ -177,8 +192,12 @@ def test_internal_errors_hide_details_and_batch_items_fail_alone(make_client, sa
 def test_batch_json_job_progress_paging_and_csv(client, sample_engine):
     cases, _ = load_cases(SAMPLE_CASES)
     exams = [
-        {"exam_name": c.query.exam_name, "modality_code": c.query.modality_code, "exam_code": c.query.exam_code,
-         "data_source": c.query.data_source}
+        {
+            "exam_name": c.query.exam_name,
+            "modality_code": c.query.modality_code,
+            "exam_code": c.query.exam_code,
+            "data_source": c.query.data_source,
+        }
         for c in cases
     ]
     r = client.post("/batch", json={"exams": exams, "name": "sample"})
@@ -188,14 +207,18 @@ def test_batch_json_job_progress_paging_and_csv(client, sample_engine):
     job = wait_job(client, created["id"])
     assert job["status"] == "done" and job["processed"] == len(cases) and job["failed"] == 0
     assert job["progress"] == 1.0 and job["engine"]["catalogue_rows"] == len(sample_engine.catalogue.entries)
-    assert job["engine"]["config"]["scoring"]["retriever_top_k"] == sample_engine.config.scoring.retriever_top_k
+    assert (
+        job["engine"]["config"]["scoring"]["retriever_top_k"] == sample_engine.config.scoring.retriever_top_k
+    )
 
     page1 = client.get(f"/jobs/{job['id']}/results", params={"offset": 0, "limit": 10}).json()
     page2 = client.get(f"/jobs/{job['id']}/results", params={"offset": 10, "limit": 100}).json()
     items = page1["items"] + page2["items"]
     assert len(page1["items"]) == 10 and [i["row"] for i in items] == list(range(1, len(cases) + 1))
     expected = sample_engine.lookup_many([c.query for c in cases])
-    assert [i["result"]["clean_name"] for i in items] == [e.best.entry.name if e.best else None for e in expected]
+    assert [i["result"]["clean_name"] for i in items] == [
+        e.best.entry.name if e.best else None for e in expected
+    ]
 
     r = client.get(f"/jobs/{job['id']}/results", params={"format": "csv"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
@@ -203,7 +226,9 @@ def test_batch_json_job_progress_paging_and_csv(client, sample_engine):
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert len(rows) == len(cases)
     assert [row["exam_name"] for row in rows] == [c.query.exam_name for c in cases]
-    assert [row["clean_name"] or None for row in rows] == [e.best.entry.name if e.best else None for e in expected]
+    assert [row["clean_name"] or None for row in rows] == [
+        e.best.entry.name if e.best else None for e in expected
+    ]
     assert client.get(f"/jobs/{job['id']}/results", params={"format": "xml"}).status_code == 422
     assert [j["id"] for j in client.get("/jobs").json()] == [job["id"]]
 
@@ -216,7 +241,9 @@ def test_batch_upload_csv_reports_bad_rows_and_processes_the_rest(client):
         f"H1,US,C3,{'x' * 600}\n"  # over-long name
         "H1,US,C4,US Abdo\n"
     )
-    r = client.post("/batch", files={"file": ("ris.csv", text.encode(), "text/csv")}, data={"name": "ris export"})
+    r = client.post(
+        "/batch", files={"file": ("ris.csv", text.encode(), "text/csv")}, data={"name": "ris export"}
+    )
     assert r.status_code == 202, r.text
     job = wait_job(client, r.json()["id"])
     assert job["name"] == "ris export"
@@ -257,7 +284,10 @@ def test_batch_limits_and_request_shapes(make_client):
     assert client.post("/batch", json={"exams": []}).status_code == 422
     r = client.post("/batch", json={"exams": [{"exam_name": "ok"}, {"exam_name": ""}]})
     assert r.status_code == 422 and any(d["field"] == "exams.1.exam_name" for d in r.json()["detail"])
-    assert client.post("/batch", content=b"EXAM_NAME\nx", headers={"content-type": "text/csv"}).status_code == 415
+    assert (
+        client.post("/batch", content=b"EXAM_NAME\nx", headers={"content-type": "text/csv"}).status_code
+        == 415
+    )
     assert client.post("/batch", files={"other": ("a.json", b"[]", "application/json")}).status_code == 422
 
 
@@ -274,8 +304,13 @@ def test_api_key_protects_write_endpoints_only(make_client):
     mid = all_mappings(client)[0]["id"]
     decision = {"action": "flag", "reviewer": "ann"}
     assert client.post(f"/mappings/{mid}/decision", json=decision).status_code == 401
-    assert client.post("/mappings/bulk-approve", json={"threshold": 0.5, "reviewer": "ann"}).status_code == 401
-    assert client.post(f"/mappings/{mid}/decision", json=decision, headers={"X-API-Key": "s3cret"}).status_code == 200
+    assert (
+        client.post("/mappings/bulk-approve", json={"threshold": 0.5, "reviewer": "ann"}).status_code == 401
+    )
+    assert (
+        client.post(f"/mappings/{mid}/decision", json=decision, headers={"X-API-Key": "s3cret"}).status_code
+        == 200
+    )
     # reads stay open
     for path in ["/mappings", f"/mappings/{mid}", "/summary", "/export", "/consolidated", "/", "/ui/queue"]:
         assert client.get(path).status_code == 200, path
@@ -309,10 +344,18 @@ def test_queue_is_sorted_by_priority_and_filters_work(loaded):
 
 def test_auto_flags_follow_configured_rules(make_client, sample_engine):
     client = make_client(review=ReviewRules(low_confidence_below=1.01, flag_singletons=False))
-    job = wait_job(client, client.post("/batch", json={"exams": [
-        {"exam_name": "US Breast Core Bx Right", "modality_code": "Mamm"},
-        {"exam_name": "MRI Knee Lt", "modality_code": "MR"},
-    ]}).json()["id"])
+    job = wait_job(
+        client,
+        client.post(
+            "/batch",
+            json={
+                "exams": [
+                    {"exam_name": "US Breast Core Bx Right", "modality_code": "Mamm"},
+                    {"exam_name": "MRI Knee Lt", "modality_code": "MR"},
+                ]
+            },
+        ).json()["id"],
+    )
     assert job["status"] == "done"
     ms = {m["exam_name"]: m for m in all_mappings(client)}
     assert all("low_confidence" in m["flags"] and m["status"] == "flagged" for m in ms.values())
@@ -329,7 +372,12 @@ def test_singleton_flag_tracks_how_many_names_share_a_row(client):
     wait_job(client, client.post("/batch", json={"exams": exams}).json()["id"])
     first = all_mappings(client)[0]
     assert "singleton" in first["flags"]
-    wait_job(client, client.post("/batch", json={"exams": [{"exam_name": "MRI Knee Lt", "data_source": "H2"}]}).json()["id"])
+    wait_job(
+        client,
+        client.post("/batch", json={"exams": [{"exam_name": "MRI Knee Lt", "data_source": "H2"}]}).json()[
+            "id"
+        ],
+    )
     ms = all_mappings(client)
     assert len(ms) == 2 and ms[0]["target_name"] == ms[1]["target_name"]
     assert all("singleton" not in m["flags"] for m in ms)
@@ -338,9 +386,16 @@ def test_singleton_flag_tracks_how_many_names_share_a_row(client):
 def test_review_decisions_history_and_remembered_answers(loaded, sample_engine):
     client, _ = loaded
     m = mapping_for(client, "MRI Knee Lt")
-    query = {"exam_name": "MRI Knee Lt", "modality_code": "MR", "exam_code": "MRKL", "data_source": "Hospital B"}
+    query = {
+        "exam_name": "MRI Knee Lt",
+        "modality_code": "MR",
+        "exam_code": "MRKL",
+        "data_source": "Hospital B",
+    }
     assert m["target_name"]
-    r = client.post(f"/mappings/{m['id']}/decision", json={"action": "approve", "reviewer": "Dr Ann", "comment": "ok"})
+    r = client.post(
+        f"/mappings/{m['id']}/decision", json={"action": "approve", "reviewer": "Dr Ann", "comment": "ok"}
+    )
     assert r.status_code == 200
     d = r.json()
     assert d["status"] == "approved" and d["reviewer"] == "Dr Ann" and d["decided_at"]
@@ -357,19 +412,35 @@ def test_review_decisions_history_and_remembered_answers(loaded, sample_engine):
 
     # pick another candidate; the history keeps both decisions (append-only)
     other = next(c["name"] for c in d["proposal"]["all_candidates"] if c["name"] != m["target_name"])
-    d2 = client.post(f"/mappings/{m['id']}/decision",
-                     json={"action": "choose", "reviewer": "Bob", "target_name": other, "equivalence": "narrower"}).json()
+    d2 = client.post(
+        f"/mappings/{m['id']}/decision",
+        json={"action": "choose", "reviewer": "Bob", "target_name": other, "equivalence": "narrower"},
+    ).json()
     assert d2["target_name"] == other and d2["status"] == "approved" and d2["equivalence"] == "narrower"
     assert [(h["action"], h["reviewer"]) for h in d2["history"]] == [("approve", "Dr Ann"), ("choose", "Bob")]
     assert d2["history"][0] == d["history"][0]
     assert d2["target_snomed_id"] == str(sample_engine.catalogue.by_name(other).snomed_id)
     assert client.post("/lookup", json=query).json()["result"]["clean_name"] == other
 
-    bad = client.post(f"/mappings/{m['id']}/decision", json={"action": "choose", "reviewer": "Bob", "target_name": "No such row"})
+    bad = client.post(
+        f"/mappings/{m['id']}/decision",
+        json={"action": "choose", "reviewer": "Bob", "target_name": "No such row"},
+    )
     assert bad.status_code == 422 and "not a catalogue name" in bad.json()["error"]
-    assert client.post(f"/mappings/{m['id']}/decision", json={"action": "choose", "reviewer": "Bob"}).status_code == 422
-    assert client.post(f"/mappings/{m['id']}/decision", json={"action": "explode", "reviewer": "Bob"}).status_code == 422
-    assert client.post(f"/mappings/{m['id']}/decision", json={"action": "flag", "reviewer": ""}).status_code == 422
+    assert (
+        client.post(f"/mappings/{m['id']}/decision", json={"action": "choose", "reviewer": "Bob"}).status_code
+        == 422
+    )
+    assert (
+        client.post(
+            f"/mappings/{m['id']}/decision", json={"action": "explode", "reviewer": "Bob"}
+        ).status_code
+        == 422
+    )
+    assert (
+        client.post(f"/mappings/{m['id']}/decision", json={"action": "flag", "reviewer": ""}).status_code
+        == 422
+    )
 
     # reset hands the mapping back to the engine; the history still has everything
     d3 = client.post(f"/mappings/{m['id']}/decision", json={"action": "reset", "reviewer": "Bob"}).json()
@@ -381,7 +452,12 @@ def test_review_decisions_history_and_remembered_answers(loaded, sample_engine):
 def test_rejected_targets_are_never_proposed_again(loaded):
     client, _ = loaded
     m = mapping_for(client, "CT Abdo/Pelvis C+")
-    query = {"exam_name": "CT Abdo/Pelvis C+", "modality_code": "CT", "exam_code": "CTAP+", "data_source": "Hospital B"}
+    query = {
+        "exam_name": "CT Abdo/Pelvis C+",
+        "modality_code": "CT",
+        "exam_code": "CTAP+",
+        "data_source": "Hospital B",
+    }
     first = m["target_name"]
     d = client.post(f"/mappings/{m['id']}/decision", json={"action": "reject", "reviewer": "ann"}).json()
     assert d["status"] == "rejected" and d["rejected_targets"] == [first]
@@ -407,24 +483,58 @@ def test_no_match_flag_defer_and_remembered_in_batch(loaded):
     client, _ = loaded
     dna = mapping_for(client, "Patient Did Not Attend")
     assert dna["target_name"] is None
-    assert client.post(f"/mappings/{dna['id']}/decision", json={"action": "approve", "reviewer": "a"}).status_code == 409
-    assert client.post(f"/mappings/{dna['id']}/decision", json={"action": "no_match", "reviewer": "a"}).json()["status"] == "no_match"
+    assert (
+        client.post(
+            f"/mappings/{dna['id']}/decision", json={"action": "approve", "reviewer": "a"}
+        ).status_code
+        == 409
+    )
+    assert (
+        client.post(f"/mappings/{dna['id']}/decision", json={"action": "no_match", "reviewer": "a"}).json()[
+            "status"
+        ]
+        == "no_match"
+    )
     knee = mapping_for(client, "Knee Rt")
-    assert client.post(f"/mappings/{knee['id']}/decision", json={"action": "approve", "reviewer": "a"}).status_code == 200
+    assert (
+        client.post(
+            f"/mappings/{knee['id']}/decision", json={"action": "approve", "reviewer": "a"}
+        ).status_code
+        == 200
+    )
     us = mapping_for(client, "US Abdo")
-    assert client.post(f"/mappings/{us['id']}/decision", json={"action": "flag", "reviewer": "a", "comment": "2nd opinion"}).json()["status"] == "flagged"
+    assert (
+        client.post(
+            f"/mappings/{us['id']}/decision",
+            json={"action": "flag", "reviewer": "a", "comment": "2nd opinion"},
+        ).json()["status"]
+        == "flagged"
+    )
     thy = mapping_for(client, "Ultrasound Thyroid")
-    assert client.post(f"/mappings/{thy['id']}/decision", json={"action": "defer", "reviewer": "a"}).json()["status"] == "deferred"
+    assert (
+        client.post(f"/mappings/{thy['id']}/decision", json={"action": "defer", "reviewer": "a"}).json()[
+            "status"
+        ]
+        == "deferred"
+    )
 
     exams = [
-        {"exam_name": "Patient Did Not Attend", "modality_code": "XR", "exam_code": "DNA1", "data_source": "Hospital D"},
+        {
+            "exam_name": "Patient Did Not Attend",
+            "modality_code": "XR",
+            "exam_code": "DNA1",
+            "data_source": "Hospital D",
+        },
         {"exam_name": "Knee Rt", "modality_code": "XR", "exam_code": "KNR", "data_source": "Hospital A"},
         {"exam_name": "US Abdo", "modality_code": "US", "exam_code": "USAB", "data_source": "Hospital C"},
     ]
     job = wait_job(client, client.post("/batch", json={"exams": exams}).json()["id"])
     items = client.get(f"/jobs/{job['id']}/results").json()["items"]
     assert [i["remembered"] for i in items] == [True, True, False]
-    assert items[0]["result"]["no_match_reason"] == "reviewed_no_match" and items[0]["result"]["matched"] is False
+    assert (
+        items[0]["result"]["no_match_reason"] == "reviewed_no_match"
+        and items[0]["result"]["matched"] is False
+    )
     assert items[1]["result"]["clean_name"] == knee["target_name"]
     assert items[1]["result"]["provenance"]["reviewer"] == "a"
     # a human flag is not overwritten by the new proposal
@@ -443,15 +553,24 @@ def test_bulk_approve_respects_threshold_source_and_human_decisions(loaded):
     newly = [i for i in after if after[i]["status"] == "approved" and before[i]["status"] != "approved"]
     assert len(newly) == r.json()["approved"] > 0
     for i in newly:
-        assert after[i]["data_source"] == src and after[i]["confidence"] >= 0.5 and after[i]["reviewer"] == "bulk"
+        assert (
+            after[i]["data_source"] == src
+            and after[i]["confidence"] >= 0.5
+            and after[i]["reviewer"] == "bulk"
+        )
         assert set(before[i]["flags"]) <= {"singleton"}  # other flags need include_flagged
         assert after[i]["target_name"] == before[i]["target_name"]
     assert after[human["id"]]["status"] == "deferred"  # never overrides a human decision
-    r2 = client.post("/mappings/bulk-approve", json={"threshold": 0.0, "reviewer": "bulk", "include_flagged": True})
+    r2 = client.post(
+        "/mappings/bulk-approve", json={"threshold": 0.0, "reviewer": "bulk", "include_flagged": True}
+    )
     final = {m["id"]: m for m in all_mappings(client)}
     assert final[human["id"]]["status"] == "deferred"
-    assert all(m["status"] == "approved" for m in final.values() if m["target_name"] and m["status_by"] == "human"
-               and m["reviewer"] == "bulk")
+    assert all(
+        m["status"] == "approved"
+        for m in final.values()
+        if m["target_name"] and m["status_by"] == "human" and m["reviewer"] == "bulk"
+    )
     assert r2.json()["approved"] == sum(1 for m in final.values() if m["reviewer"] == "bulk") - len(newly)
     assert client.post("/mappings/bulk-approve", json={"threshold": 1.5, "reviewer": "x"}).status_code == 422
 
@@ -474,7 +593,9 @@ def test_summary_and_consolidated_view(loaded):
         mine = [m for m in ms if m["data_source"] == source]
         assert s["total"] == len(mine)
         assert s["approved"] == sum(m["status"] == "approved" for m in mine)
-        assert s["needs_review"] == sum(m["status"] in ("unreviewed", "flagged", "rejected", "deferred") for m in mine)
+        assert s["needs_review"] == sum(
+            m["status"] in ("unreviewed", "flagged", "rejected", "deferred") for m in mine
+        )
     assert sum(s["total"] for s in summary.values()) == job["total"]
 
     # the same local name from two hospitals mapped to different rows is reported as inconsistent
@@ -485,7 +606,9 @@ def test_summary_and_consolidated_view(loaded):
     other = client.get("/catalogue/search", params={"q": "CT head with contrast"}).json()[0]["name"]
     if other == south["target_name"]:
         other = client.get("/catalogue/search", params={"q": "MRI head"}).json()[0]["name"]
-    client.post(f"/mappings/{south['id']}/decision", json={"action": "choose", "reviewer": "x", "target_name": other})
+    client.post(
+        f"/mappings/{south['id']}/decision", json={"action": "choose", "reviewer": "x", "target_name": other}
+    )
     view = client.get("/consolidated").json()
     rows = {r["target_name"]: r for r in view["rows"]}
     for m in all_mappings(client):
@@ -508,12 +631,19 @@ def test_exports_csv_json_and_fhir_conceptmap(loaded):
     r = client.get("/export", params={"format": "csv", "scope": "approved"})
     assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(r.text)))
-    assert sorted(r["exam_name"] for r in rows) == sorted([m["exam_name"] for m in approve] + ["Patient Did Not Attend"])
+    assert sorted(r["exam_name"] for r in rows) == sorted(
+        [m["exam_name"] for m in approve] + ["Patient Did Not Attend"]
+    )
     by_name = {r["exam_name"]: r for r in rows}
     for m in approve:
         assert by_name[m["exam_name"]]["target_name"] == m["target_name"]
-        assert by_name[m["exam_name"]]["reviewer"] == "ann" and by_name[m["exam_name"]]["status"] == "approved"
-    assert by_name["Patient Did Not Attend"]["status"] == "no_match" and by_name["Patient Did Not Attend"]["target_name"] == ""
+        assert (
+            by_name[m["exam_name"]]["reviewer"] == "ann" and by_name[m["exam_name"]]["status"] == "approved"
+        )
+    assert (
+        by_name["Patient Did Not Attend"]["status"] == "no_match"
+        and by_name["Patient Did Not Attend"]["target_name"] == ""
+    )
 
     all_rows = list(csv.DictReader(io.StringIO(client.get("/export", params={"scope": "all"}).text)))
     assert len(all_rows) == len(ms)
@@ -522,7 +652,9 @@ def test_exports_csv_json_and_fhir_conceptmap(loaded):
     assert len(data["mappings"]) == len(ms) and data["scope"] == "all" and "engine" in data
     assert sum(s["approved"] for s in data["summary"]) == len(approve)
 
-    one_source = client.get("/export", params={"format": "json", "scope": "all", "data_source": "Hospital A"}).json()
+    one_source = client.get(
+        "/export", params={"format": "json", "scope": "all", "data_source": "Hospital A"}
+    ).json()
     assert {m["data_source"] for m in one_source["mappings"]} == {"Hospital A"}
 
     cm = client.get("/export", params={"format": "fhir", "scope": "approved"}).json()
@@ -552,8 +684,12 @@ def test_exports_csv_json_and_fhir_conceptmap(loaded):
 def test_web_pages_render_and_use_no_external_assets(loaded):
     client, _ = loaded
     mid = all_mappings(client)[0]["id"]
-    pages = {"/": "Upload a RIS export", "/ui/queue": "Review queue", f"/ui/review/{mid}": "Keyboard shortcuts",
-             "/ui/consolidated": "Consolidated view"}
+    pages = {
+        "/": "Upload a RIS export",
+        "/ui/queue": "Review queue",
+        f"/ui/review/{mid}": "Keyboard shortcuts",
+        "/ui/consolidated": "Consolidated view",
+    }
     for path, text in pages.items():
         r = client.get(path)
         assert r.status_code == 200 and text in r.text, path

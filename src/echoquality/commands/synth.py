@@ -32,13 +32,11 @@ def synth(
 ) -> None:
     """Generate realistic synthetic ultrasound cines with known quality labels.
 
-    Each folder gets good clips (crisp speckle, beating chamber) and poor clips (strong noise, very
-    low gain, shadowing/dropout, heavy blur or a truncated sector) as real DICOM files: Ultrasound
-    Multi-frame Image Storage, vendor tags (EPIQ 7C, Affiniti 70G/50G, Vivid E95/S60/S70), MONOCHROME2,
-    RGB, YBR_FULL and JPEG Baseline YBR_FULL_422 / RLE encodings, files named by SOP Instance UID.
-    The truth is in OUTPUT/synth_manifest.csv (label 1 good / 0 poor, degradation, expected skip reason).
+    Good clips have crisp speckle and a beating chamber; poor clips have strong noise, very low gain, shadowing/dropout, heavy blur or a truncated sector. Files are real DICOM (Ultrasound Multi-frame Image Storage) with vendor tags (EPIQ 7C, Affiniti 70G/50G, Vivid E95/S60/S70), MONOCHROME2 / RGB / YBR_FULL and JPEG Baseline YBR_FULL_422 / RLE encodings, named by SOP Instance UID without extension, in OUTPUT/<machine>-<PatientID>/ folders.
 
-    Example:  echoquality synth --output raw_data_synth --seed 0 && echoquality infer --data-dir raw_data_synth
+    The truth is in OUTPUT/synth_manifest.csv: label (1 good, 0 poor), degradation and, for the awkward files (stills, CT, non-DICOM, truncated, no pixel data), the expected skip reason.
+
+    Example: echoquality synth --output raw_data_synth --seed 0 ; echoquality infer --data-dir raw_data_synth
     """
     from rich.console import Console
 

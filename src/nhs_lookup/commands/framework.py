@@ -73,7 +73,9 @@ def _datasets(
     if path != SAMPLE_CASES and catalogue is None:
         nhs = shared_file("NHS.json")
         if nhs is not None:
-            console.print(f"[dim]catalogue {nhs} (the shared gold labels name its rows; --catalogue to change)[/dim]")
+            console.print(
+                f"[dim]catalogue {nhs} (the shared gold labels name its rows; --catalogue to change)[/dim]"
+            )
             catalogue = str(nhs)
     return [path], catalogue
 
@@ -153,10 +155,7 @@ def train(
 ) -> None:
     """Run the engine over a (large) case set: worker processes, a SQL result store, checkpoints and resume.
 
-    Every case gets one row (input, expected, predicted, confidence, rank of the correct answer, time,
-    error, split). Kill it at any time and run the same command again: it continues after the last
-    checkpoint. Prints top-1/top-5 accuracy (labelled cases), success rate, calibration, per-modality
-    and per-source tables.
+    Every case gets one row (input, expected, predicted, confidence, rank of the correct answer, time, error, split). Kill it at any time and run the same command again: it continues after the last checkpoint. Prints top-1/top-5 accuracy (labelled cases), success rate, calibration, per-modality and per-source tables.
     """
     from nhs_lookup.cases import CaseFileError
     from nhs_lookup.framework.report import render_report
@@ -296,9 +295,7 @@ def optimize(
 ) -> None:
     """Tune the scoring weights with an Optuna study (TPE, random or the seed's grid).
 
-    Parsing and retrieval run once per case; each trial only re-ranks. Objective: top-1 + 0.01 x MRR on
-    the training split. The best and the starting configs are both reported on the held-out
-    validation split, and the best is written to --output.
+    Parsing and retrieval run once per case; each trial only re-ranks. Objective: top-1 + 0.01 x MRR on the training split. The best and the starting configs are both reported on the held-out validation split, and the best is written to --output.
     """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from nhs_lookup.cases import CaseFileError, load_cases
@@ -456,12 +453,13 @@ def validate(
     show_failures: Annotated[int, typer.Option("--show-failures", help="How many failures to list.")] = 25,
     report_json: ReportOpt = None,
 ) -> None:
-    """Sanity check: top-1/top-5, modality extraction, laterality/contrast agreement, preprocessing
-    consistency, an overall score and the failures. Exit code 1 when top-1 < --min-accuracy (CI gate)."""
+    """Sanity check: top-1/top-5, modality extraction, laterality/contrast agreement, preprocessing consistency, an overall score and the failures. Exit code 1 when top-1 < --min-accuracy (CI gate)."""
     from nhs_lookup.cases import CaseFileError, load_cases
     from nhs_lookup.framework.validate import SCORE_WEIGHTS, validate_results
 
-    paths, catalogue = _datasets([sanity_test_path] if sanity_test_path else None, None, "sanity_gold.json", catalogue)
+    paths, catalogue = _datasets(
+        [sanity_test_path] if sanity_test_path else None, None, "sanity_gold.json", catalogue
+    )
     try:
         cases, errors = load_cases(paths)
     except CaseFileError as exc:

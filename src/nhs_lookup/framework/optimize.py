@@ -307,7 +307,10 @@ class MlflowTrialLogger:
         if trial.value is None:
             return
         ts = int(time.time() * 1000)
-        values = {"objective": trial.value, **{k: v for k, v in trial.user_attrs.items() if isinstance(v, float)}}
+        values = {
+            "objective": trial.value,
+            **{k: v for k, v in trial.user_attrs.items() if isinstance(v, float)},
+        }
         metrics = [Metric(k, float(v), ts, trial.number) for k, v in values.items()]
         self.client.log_batch(self.run.info.run_id, metrics=metrics)
 

@@ -47,6 +47,12 @@ class EngineSpec:
 def init_worker(spec: EngineSpec) -> None:
     """Pool initializer: load the engine (its catalogue comes from the disk cache)."""
     global _ENGINE
+    try:  # one BLAS/OpenMP thread per worker: the pool is the parallelism, not nested threads
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass
     _ENGINE = spec.build()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -27,6 +27,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    or_,
     select,
     update,
 )
@@ -34,7 +35,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from nhs_lookup.records import ExamQuery
-from nhs_lookup.service.review import BANDS, NEEDS_REVIEW, STATUS_PRIORITY, MappingKey, auto_status
+from nhs_lookup.service.review import (
+    BANDS,
+    NEEDS_REVIEW,
+    STATUS_PRIORITY,
+    MappingKey,
+    auto_status,
+    blocking_flags,
+)
 
 
 def utcnow() -> str:
@@ -325,50 +333,64 @@ class Store:
     def _upsert_proposal(
         self,
         s: Session,
+        m: Mapping | None,
         query: ExamQuery,
-        target: Target | None,
-        confidence: float,
-        flags: list[str],
-        proposal: dict[str, Any],
+        o: ItemOutcome,
         job_id: str | None,
+        touched: _Touched,
+        now: str,
     ) -> Mapping:
-        key = MappingKey.of(query.data_source, query.exam_code, query.exam_name)
-        now = utcnow()
-        m = s.scalar(select(Mapping).where(Mapping.key_hash == key.digest))
+        """Create or update the mapping of *query* with a new engine proposal (no flush)."""
         if m is None:
             m = Mapping(
-                key_hash=key.digest,
+                key_hash=MappingKey.of(query.data_source, query.exam_code, query.exam_name).digest,
                 data_source=query.data_source,
                 exam_code=query.exam_code,
                 exam_name=query.exam_name,
                 modality_code=query.modality_code,
-                status=auto_status(flags),
+                status=auto_status(o.flags or []),
                 status_by="auto",
+                flags=[],
                 rejected_targets=[],
                 created_at=now,
             )
             s.add(m)
         if m.status_by == "auto" or m.status == "rejected":
             # Human decisions stand; only undecided (or rejected, awaiting a new target) proposals move.
-            self._set_target(m, target)
-            m.confidence = confidence
-            m.proposal = proposal
+            touched.targets.update(t for t in (m.target_name, o.target.name if o.target else None) if t)
+            self._set_target(m, o.target)
+            m.confidence = o.confidence
+            m.proposal = o.result or {}
             keep = [f for f in (m.flags or []) if f == "singleton"]
-            m.flags = sorted(set(flags) | set(keep))
+            m.flags = sorted(set(o.flags or []) | set(keep))
             if m.status_by == "auto":
                 m.status = auto_status(m.flags)
         m.updated_at = now
         if job_id:
             m.last_job_id = job_id
-        s.flush()
         return m
 
-    def save_job_results(self, job_id: str, outcomes: Iterable[ItemOutcome]) -> None:
-        """Store one chunk of results and the proposals they make, in one transaction."""
-        with self.session() as s, s.begin():
+    def save_job_results(self, job_id: str, outcomes: Sequence[ItemOutcome]) -> None:
+        """Store one chunk of results and the proposals they make, in one transaction (few queries)."""
+        with self.session() as s, s.begin(), s.no_autoflush:
             done = failed = 0
+            touched = _Touched()
+            now = utcnow()
+            items = {
+                it.id: it
+                for it in s.scalars(select(JobItem).where(JobItem.id.in_([o.item_id for o in outcomes])))
+            }
+            keys = {
+                it.id: MappingKey.of(it.data_source, it.exam_code, it.exam_name).digest
+                for it in items.values()
+            }
+            existing = {
+                m.key_hash: m
+                for m in s.scalars(select(Mapping).where(Mapping.key_hash.in_(set(keys.values()))))
+            }
+            linked: list[tuple[JobItem, Mapping]] = []
             for o in outcomes:
-                item = s.get(JobItem, o.item_id)
+                item = items.get(o.item_id)
                 if item is None or item.done:
                     continue
                 item.done = True
@@ -380,42 +402,48 @@ class Store:
                 elif o.remembered:
                     item.mapping_id = o.mapping_id
                 else:
-                    m = self._upsert_proposal(
-                        s, item.query(), o.target, o.confidence, o.flags, o.result or {}, job_id
-                    )
-                    item.mapping_id = m.id
+                    key = keys[item.id]
+                    m = self._upsert_proposal(s, existing.get(key), item.query(), o, job_id, touched, now)
+                    existing[key] = m
+                    linked.append((item, m))
                 done += 1
+            s.flush()
+            for item, m in linked:
+                item.mapping_id = m.id
+                touched.ids.add(m.id)
             s.execute(
                 update(Job)
                 .where(Job.id == job_id)
                 .values(processed=Job.processed + done, failed=Job.failed + failed)
             )
-            self._refresh_singletons(s)
+            s.flush()
+            self._refresh_singletons(s, touched)
 
-    def record_proposal(
-        self,
-        query: ExamQuery,
-        target: Target | None,
-        confidence: float,
-        flags: list[str],
-        proposal: dict[str, Any],
-    ) -> Mapping:
-        with self.session() as s, s.begin():
-            m = self._upsert_proposal(s, query, target, confidence, flags, proposal, None)
-            self._refresh_singletons(s)
-            return m
+    def mappings_by_keys(self, keys: Iterable[MappingKey]) -> dict[str, Mapping]:
+        """Mappings for many inputs in one query, keyed by :attr:`MappingKey.digest`."""
+        digests = {k.digest for k in keys}
+        with self.session() as s:
+            return {m.key_hash: m for m in s.scalars(select(Mapping).where(Mapping.key_hash.in_(digests)))}
 
-    def _refresh_singletons(self, s: Session, enabled: bool | None = None) -> None:
-        """Flag mappings that are the only local name pointing at their catalogue row."""
-        enabled = self.flag_singletons if enabled is None else enabled
+    def _refresh_singletons(self, s: Session, touched: _Touched) -> None:
+        """Flag mappings that are the only local name pointing at their catalogue row.
+
+        Only rows whose catalogue target was touched are recounted, so a chunk costs O(chunk).
+        """
+        if not touched.targets and not touched.ids:
+            return
+        enabled = self.flag_singletons
         counts = dict(
             s.execute(
                 select(Mapping.target_name, func.count())
-                .where(Mapping.target_name.is_not(None), Mapping.status != "no_match")
+                .where(Mapping.target_name.in_(touched.targets), Mapping.status != "no_match")
                 .group_by(Mapping.target_name)
             ).all()
         )
-        rows = s.execute(select(Mapping.id, Mapping.target_name, Mapping.flags, Mapping.status_by)).all()
+        scope = or_(Mapping.target_name.in_(touched.targets), Mapping.id.in_(touched.ids))
+        rows = s.execute(
+            select(Mapping.id, Mapping.target_name, Mapping.flags, Mapping.status_by).where(scope)
+        ).all()
         for mid, target, flags, status_by in rows:
             flags = list(flags or [])
             single = enabled and target is not None and counts.get(target, 0) == 1
@@ -486,7 +514,7 @@ class Store:
                 )
             )
             s.flush()
-            self._refresh_singletons(s)
+            self._refresh_singletons(s, _Touched({t for t in (previous, m.target_name) if t}, {m.id}))
             return m
 
     def bulk_approve(
@@ -499,8 +527,8 @@ class Store:
     ) -> int:
         """Approve undecided proposals at or above *threshold*; human decisions are never touched.
 
-        Auto-flagged proposals are skipped unless *include_flagged*; a lone ``singleton`` flag (common
-        in small uploads) does not block approval on its own.
+        Auto-flagged proposals are skipped unless *include_flagged*; soft flags (``singleton``) alone
+        do not block approval.
         """
         with self.session() as s, s.begin():
             stmt = select(Mapping).where(
@@ -515,7 +543,7 @@ class Store:
             note = comment or f"bulk-approved at confidence >= {threshold:g}"
             count = 0
             for m in s.scalars(stmt):
-                if not include_flagged and set(m.flags or ()) - {"singleton"}:
+                if not include_flagged and blocking_flags(m.flags or []):
                     continue
                 m.status, m.status_by, m.reviewer, m.decided_at = "approved", "human", reviewer, now
                 m.comment, m.equivalence, m.updated_at = note, "equivalent", now
@@ -598,6 +626,14 @@ class Store:
                 Mapping.data_source, Mapping.status
             )
             return [(ds, st, n) for ds, st, n in s.execute(stmt)]
+
+
+@dataclass
+class _Touched:
+    """Catalogue targets and mapping ids changed in one transaction (for the singleton recount)."""
+
+    targets: set[str] = field(default_factory=set)
+    ids: set[int] = field(default_factory=set)
 
 
 @dataclass

@@ -36,9 +36,13 @@ class JobRunner:
             self._thread = threading.Thread(target=self._loop, name="nhs-lookup-jobs", daemon=True)
             self._thread.start()
 
+    def request_stop(self) -> None:
+        """Ask the worker to stop after the chunk in flight (does not wait)."""
+        self._stop.set()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop after the chunk in flight; unfinished jobs stay 'running' and resume at the next start."""
-        self._stop.set()
+        self.request_stop()
         self._queue.put(_WAKE)
         if self._thread is not None:
             self._thread.join(timeout)

@@ -167,7 +167,9 @@ def answer_many(
     engine: EngineLike, store: Store, rules: ReviewRules, queries: Sequence[ExamQuery]
 ) -> list[Answer]:
     """Batch form of :func:`answer_one`: plain inputs go through the engine's fast ``lookup_many``."""
-    mappings = [store.mapping_by_key(MappingKey.of(q.data_source, q.exam_code, q.exam_name)) for q in queries]
+    keys = [MappingKey.of(q.data_source, q.exam_code, q.exam_name) for q in queries]
+    known = store.mappings_by_keys(keys)
+    mappings = [known.get(k.digest) for k in keys]
     answers: list[Answer | None] = [None] * len(queries)
     plain: list[int] = []
     for i, (q, m) in enumerate(zip(queries, mappings, strict=True)):

@@ -151,9 +151,18 @@ def proposal_flags(result: LookupResult, rules: ReviewRules) -> list[str]:
     return flags
 
 
+# Informational flags: shown to the reviewer, but on their own they neither move a proposal to
+# 'flagged' nor block bulk approval (in a small upload nearly every row is a singleton).
+SOFT_FLAGS: frozenset[str] = frozenset({"singleton"})
+
+
+def blocking_flags(flags: list[str] | tuple[str, ...]) -> set[str]:
+    return set(flags) - SOFT_FLAGS
+
+
 def auto_status(flags: list[str]) -> str:
-    """Status of a mapping nobody has decided on yet."""
-    return "flagged" if flags else "unreviewed"
+    """Status of a mapping nobody has decided on yet: 'flagged' when any non-soft flag is raised."""
+    return "flagged" if blocking_flags(flags) else "unreviewed"
 
 
 def band_of(confidence: float | None) -> str | None:

@@ -1,0 +1,252 @@
+"""End-to-end in a real browser (Playwright driving Debian's Chromium) against `nhs-lookup serve` on
+127.0.0.1: upload a file, review mappings (keyboard shortcuts included), bulk-approve, download an
+export and check its contents. Saves screenshots of the main pages under docs/screenshots/."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+import nhs_lookup
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[2]
+SHOTS = REPO / "docs" / "screenshots"
+SAMPLE_CASES = Path(nhs_lookup.__file__).parent / "data" / "sample_cases.json"
+REVIEWER = "Dr Test"
+
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real server process on a free loopback port with its own database."""
+    tmp = tmp_path_factory.mktemp("browser")
+    port = _free_port()
+    env = {**os.environ, "NHS_LOOKUP_CACHE": str(tmp / "cache")}
+    env.pop("NHS_LOOKUP_API_KEY", None)
+    src = str(Path(nhs_lookup.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    log = (tmp / "server.log").open("w")
+    cmd = [
+        sys.executable,
+        "-m",
+        "nhs_lookup.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--db",
+        f"sqlite:///{tmp / 'browser.db'}",
+        "--log-level",
+        "warning",
+    ]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    api = httpx.Client(base_url=base, timeout=30)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, (tmp / "server.log").read_text()
+            try:
+                if api.get("/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        yield base, api, tmp
+    finally:
+        api.close()
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield b
+        b.close()
+
+
+def mapping(api: httpx.Client, mapping_id: int) -> dict:
+    return api.get(f"/mappings/{mapping_id}").json()
+
+
+def review_id(page) -> int:
+    return int(page.locator("#review").get_attribute("data-mapping-id"))
+
+
+def wait_leaving(page, url: str) -> None:
+    page.wait_for_url(lambda u: u != url, timeout=15_000)
+    page.wait_for_load_state("domcontentloaded")
+
+
+def test_upload_review_bulk_approve_and_export(server, browser):
+    base, api, tmp = server
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    foreign, errors = [], []
+    page.on(
+        "request", lambda r: None if r.url.startswith((base, "data:", "blob:")) else foreign.append(r.url)
+    )
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    # 1. upload a file and watch the job finish (the page reloads when it is done)
+    page.goto(base + "/")
+    page.fill("#reviewer", REVIEWER)
+    page.press("#reviewer", "Tab")
+    page.set_input_files("#upload-file", str(SAMPLE_CASES))
+    page.fill("#upload-name", "sample upload")
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_selector('#jobs tr[data-status="done"]', timeout=60_000)
+    total = len(json.loads(SAMPLE_CASES.read_text()))
+    assert f"{total} / {total}" in page.inner_text("#jobs")
+    assert page.locator("#summary tbody tr").count() == len(
+        {c["DATA_SOURCE"] for c in json.loads(SAMPLE_CASES.read_text())}
+    )
+    page.screenshot(path=str(SHOTS / "upload_and_jobs.png"), full_page=True)
+
+    # 2. the review queue, sorted by priority; Enter opens the selected (first) row
+    page.goto(base + "/ui/queue")
+    rows = page.locator("#queue tbody tr")
+    assert rows.count() > 0
+    first_id = int(rows.first.get_attribute("data-id"))
+    assert first_id == api.get("/mappings", params={"limit": 1}).json()["items"][0]["id"]
+    page.screenshot(path=str(SHOTS / "review_queue.png"), full_page=True)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#review")
+    assert review_id(page) == first_id
+
+    # 3. review with keyboard shortcuts: the first rows are the engine's no-matches -> 'n';
+    #    then 'a' approves a proposal; each action moves to the next mapping in the queue.
+    decided: dict[int, str] = {}
+    for _ in range(6):
+        mid = review_id(page)
+        current = mapping(api, mid)
+        url = page.url
+        if current["target_name"] is None:
+            page.keyboard.press("n")
+            decided[mid] = "no_match"
+        else:
+            page.screenshot(path=str(SHOTS / "review_detail.png"), full_page=True)
+            page.keyboard.press("a")
+            decided[mid] = "approved"
+            wait_leaving(page, url)
+            break
+        wait_leaving(page, url)
+    assert "approved" in decided.values() and "no_match" in decided.values()
+    for mid, status in decided.items():
+        m = mapping(api, mid)
+        assert m["status"] == status and m["reviewer"] == REVIEWER, m
+        assert m["history"][-1]["action"] in ("approve", "no_match")
+
+    # 4. pick another candidate with the mouse
+    page.wait_for_selector("#review")
+    mid = review_id(page)
+    buttons = page.locator("#candidates button.choose")
+    assert buttons.count() >= 2
+    choice = buttons.nth(1).get_attribute("data-choose")
+    url = page.url
+    buttons.nth(1).click()
+    wait_leaving(page, url)
+    m = mapping(api, mid)
+    assert m["status"] == "approved" and m["target_name"] == choice and m["history"][-1]["action"] == "choose"
+    decided[mid] = "approved"
+
+    # 5. catalogue search ('/' focuses it), then use a hit
+    page.wait_for_selector("#review")
+    mid = review_id(page)
+    exam_name = page.inner_text("#exam-name")
+    page.keyboard.press("/")
+    page.keyboard.type(exam_name)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#search-results:not([hidden]) tbody tr")
+    hit = page.locator("#search-results tbody tr").first
+    hit_name = hit.locator("td").first.inner_text()
+    url = page.url
+    hit.locator("button").click()
+    wait_leaving(page, url)
+    m = mapping(api, mid)
+    assert (
+        m["target_name"] == hit_name and m["status"] == "approved" and m["history"][-1]["action"] == "choose"
+    )
+    decided[mid] = "approved"
+
+    # 6. bulk-approve from the home page
+    page.goto(base + "/")
+    page.fill("#bulk-threshold", "0.6")
+    page.click("#bulk-approve")
+    page.wait_for_function("document.querySelector('#bulk-status').textContent.startsWith('Approved')")
+    bulk_count = int(page.inner_text("#bulk-status").split()[1])
+    assert bulk_count > 0
+    page.wait_for_load_state("domcontentloaded")
+    everything = api.get("/mappings", params={"status": "all", "limit": 500}).json()["items"]
+    bulk = [m for m in everything if m["comment"] and m["comment"].startswith("bulk-approved")]
+    assert len(bulk) == bulk_count and all(m["confidence"] >= 0.6 for m in bulk)
+    for mid, status in decided.items():  # human decisions untouched
+        assert mapping(api, mid)["status"] == status
+
+    # 7. download the approved-only CSV export and check its contents
+    page.goto(base + "/")
+    with page.expect_download() as info:
+        page.click("#export-csv")
+    path = tmp / "export.csv"
+    info.value.save_as(path)
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    expected = {m["id"]: m for m in everything if m["status"] in ("approved", "no_match")}
+    assert len(rows) == len(expected) == bulk_count + len(decided)
+    by_key = {(r["data_source"], r["exam_code"], r["exam_name"]): r for r in rows}
+    for m in expected.values():
+        r = by_key[(m["data_source"] or "", m["exam_code"] or "", m["exam_name"])]
+        assert r["status"] == m["status"] and r["reviewer"] == REVIEWER
+        assert r["target_name"] == (m["target_name"] or "" if m["status"] == "approved" else "")
+    with page.expect_download() as info:
+        page.click("#export-fhir")
+    fhir = json.loads(Path(info.value.path()).read_text())
+    assert fhir["resourceType"] == "ConceptMap" and sum(len(g["element"]) for g in fhir["group"]) == len(rows)
+
+    # 8. consolidated view
+    page.goto(base + "/ui/consolidated")
+    assert page.locator("#consolidated tbody tr").count() > 0
+    page.screenshot(path=str(SHOTS / "consolidated.png"), full_page=True)
+
+    assert not foreign, f"requests left the server: {foreign}"
+    assert not errors, f"browser errors: {errors}"
+    context.close()
