@@ -19,7 +19,9 @@ SHARED = REPO.parent / "shared" / "nhs"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--catalogue", default=str(SHARED / "NHS.json") if (SHARED / "NHS.json").is_file() else None)
+    ap.add_argument(
+        "--catalogue", default=str(SHARED / "NHS.json") if (SHARED / "NHS.json").is_file() else None
+    )
     ap.add_argument("--names", default=str(SHARED / "ris_exam_names_dev.json") if SHARED.is_dir() else None)
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -40,7 +42,9 @@ def main() -> None:
         t0 = time.perf_counter()
         engine = LookupEngine.load(cfg, args.catalogue)
         warm = time.perf_counter() - t0
-    print(f"catalogue: {engine.catalogue.source_path} ({len(engine.catalogue)} rows); names: {names} ({len(queries)})")
+    print(
+        f"catalogue: {engine.catalogue.source_path} ({len(engine.catalogue)} rows); names: {names} ({len(queries)})"
+    )
     print(f"start-up: cold cache {cold:.2f} s, warm cache {warm:.2f} s")
 
     fresh = LookupEngine(engine.config, engine.catalogue, engine.index)
@@ -48,7 +52,9 @@ def main() -> None:
     for q in queries:
         fresh.lookup(q)
     single = time.perf_counter() - t0
-    print(f"single lookups: {len(queries) / single:,.0f} exams/s ({1000 * single / len(queries):.2f} ms/exam)")
+    print(
+        f"single lookups: {len(queries) / single:,.0f} exams/s ({1000 * single / len(queries):.2f} ms/exam)"
+    )
 
     fresh = LookupEngine(engine.config, engine.catalogue, engine.index)
     t0 = time.perf_counter()

@@ -108,8 +108,12 @@ def _rows_nhs_json(data: list[Any], path: Path) -> list[CatalogueEntry]:
                 name=name or "",
                 snomed_id=_id(row.get("snomed_concept_id"), f"{where} field snomed_concept_id"),
                 fsn=_text(row.get("snomed_fsn"), f"{where} field snomed_fsn"),
-                laterality_id=_id(row.get("snomed_laterality_concept_id"), f"{where} field snomed_laterality_concept_id"),
-                laterality_fsn=_text(row.get("snomed_laterality_fsn"), f"{where} field snomed_laterality_fsn"),
+                laterality_id=_id(
+                    row.get("snomed_laterality_concept_id"), f"{where} field snomed_laterality_concept_id"
+                ),
+                laterality_fsn=_text(
+                    row.get("snomed_laterality_fsn"), f"{where} field snomed_laterality_fsn"
+                ),
                 nicip_code=_text(row.get("nicip_code"), f"{where} field nicip_code"),
                 is_diagnostic=_yes(row.get("is_diagnostic", "Y")),
                 is_interventional=_yes(row.get("is_interventional", "N")),
@@ -139,14 +143,26 @@ def _rows_radlex(data: list[Any], path: Path) -> list[CatalogueEntry]:
 _HEADER_ALIASES = {
     "snomed_id": ("snomedctconceptid", "snomedconceptid", "conceptid", "snomedctid"),
     "fsn": ("snomedctfsn", "snomedfsn", "fullyspecifiedname", "snomedctfullyspecifiedname"),
-    "laterality_id": ("snomedctconceptidoflaterality", "snomedconceptidoflaterality", "lateralityconceptid",
-                      "snomedctlateralityconceptid"),
+    "laterality_id": (
+        "snomedctconceptidoflaterality",
+        "snomedconceptidoflaterality",
+        "lateralityconceptid",
+        "snomedctlateralityconceptid",
+    ),
     "laterality_fsn": ("snomedfsnoflaterality", "snomedctfsnoflaterality", "lateralityfsn"),
     "diagnostic": ("diagnosticprocedure", "diagnostic"),
     "interventional": ("interventionalprocedure", "interventional"),
     "nicip_code": ("nicipcode", "nicip", "nicipid"),
-    "name": ("nicipshortname", "nicipname", "nicipdescription", "shortname", "name", "primarysourcename",
-             "nicipshortdescription", "description"),
+    "name": (
+        "nicipshortname",
+        "nicipname",
+        "nicipdescription",
+        "shortname",
+        "name",
+        "primarysourcename",
+        "nicipshortdescription",
+        "description",
+    ),
 }
 
 
@@ -154,7 +170,9 @@ def _norm_header(h: Any) -> str:
     return re.sub(r"[^a-z0-9]", "", str(h or "").lower())
 
 
-def _rows_mapping(header: list[Any], rows: Iterable[tuple[int, list[Any]]], path: Path) -> list[CatalogueEntry]:
+def _rows_mapping(
+    header: list[Any], rows: Iterable[tuple[int, list[Any]]], path: Path
+) -> list[CatalogueEntry]:
     normed = [_norm_header(h) for h in header]
     cols: dict[str, int] = {}
     for key, aliases in _HEADER_ALIASES.items():
@@ -190,7 +208,9 @@ def _rows_mapping(header: list[Any], rows: Iterable[tuple[int, list[Any]]], path
                 name=name,
                 snomed_id=_id(get("snomed_id"), f"{where} field 'SNOMED CT Concept-ID'"),
                 fsn=fsn,
-                laterality_id=_id(get("laterality_id"), f"{where} field 'SNOMED CT Concept-ID of Laterality'"),
+                laterality_id=_id(
+                    get("laterality_id"), f"{where} field 'SNOMED CT Concept-ID of Laterality'"
+                ),
                 laterality_fsn=_text(get("laterality_fsn"), f"{where} field 'SNOMED FSN of Laterality'"),
                 nicip_code=_text(get("nicip_code"), f"{where} field 'NICIP code'"),
                 is_diagnostic=_yes(diag) if diag not in (None, "") else not _yes(interv),
@@ -256,7 +276,9 @@ def read_catalogue_rows(path: str | Path) -> list[CatalogueEntry]:
         try:
             data = json.loads(p.read_text(encoding="utf-8-sig"))
         except json.JSONDecodeError as exc:
-            raise CatalogueError(f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+            raise CatalogueError(
+                f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+            ) from exc
         except UnicodeDecodeError as exc:
             raise CatalogueError(f"{p}: not UTF-8 text ({exc})") from exc
         if isinstance(data, dict):
@@ -292,8 +314,12 @@ def _parse_entry(entry: CatalogueEntry) -> tuple[CatalogueEntry, ParsedName, Par
     laterality = LATERALITY_IDS.get(entry.laterality_id or "") or c.laterality
     if laterality is None and entry.laterality_fsn:
         low = entry.laterality_fsn.lower()
-        laterality = "bilateral" if "and" in low else "left" if "left" in low else "right" if "right" in low else None
-    technique = tuple(sorted(set(c.technique) | ({"angiography"} & set(pf.components.technique) if pf else set())))
+        laterality = (
+            "bilateral" if "and" in low else "left" if "left" in low else "right" if "right" in low else None
+        )
+    technique = tuple(
+        sorted(set(c.technique) | ({"angiography"} & set(pf.components.technique) if pf else set()))
+    )
     comps = replace(
         c,
         modality=modality,

@@ -24,8 +24,28 @@ LEADING_MODALITIES = frozenset({"CT", "MRI", "US"})
 # Anatomy implied by a modality when the name states none ("Bilateral Mammograms" is of the breasts).
 IMPLIED_ANATOMY = {"MG": ("breast",), "PET": ("whole body",)}
 # PET without a named tracer is, in clinical practice, FDG PET-CT.
-PET_TRACERS = frozenset({"fdg", "psma", "choline", "dotatate", "ga68", "f18", "18f", "fluciclovine", "methionine",
-                         "amyloid", "florbetaben", "flutemetamol", "rb81", "nh3", "c11", "fluoride", "dopa", "fet"})
+PET_TRACERS = frozenset(
+    {
+        "fdg",
+        "psma",
+        "choline",
+        "dotatate",
+        "ga68",
+        "f18",
+        "18f",
+        "fluciclovine",
+        "methionine",
+        "amyloid",
+        "florbetaben",
+        "flutemetamol",
+        "rb81",
+        "nh3",
+        "c11",
+        "fluoride",
+        "dopa",
+        "fet",
+    }
+)
 LATERALITY_WORDS = {"left": "left", "right": "right", "bilateral": "bilateral"}
 # Words that carry no procedure identity (for specificity and "unspecific" checks).
 STRUCTURAL_WORDS = frozenset(
@@ -63,7 +83,9 @@ def _find_phrases(tokens: list[str], phrases: dict[str, str], max_len: int = 4) 
     return hits
 
 
-def _modality(tokens: list[str], vocab: Vocabulary, modality_code: str | None) -> tuple[str | None, str | None]:
+def _modality(
+    tokens: list[str], vocab: Vocabulary, modality_code: str | None
+) -> tuple[str | None, str | None]:
     hits = _find_phrases(tokens, vocab.modality_strong)
     strong = [v for _, _, v in hits]
     if strong:
@@ -176,7 +198,9 @@ def parse_name(
         non_clinical=non_clinical_reason(text, vocab),
         clean_text=clean,
     )
-    unspecific = not content and not anatomy and not comps.technique and bool(vocab.unspecific_words & set(raw_tokens))
+    unspecific = (
+        not content and not anatomy and not comps.technique and bool(vocab.unspecific_words & set(raw_tokens))
+    )
     return ParsedName(comps, tuple(tokens), source, implied, context, content, unspecific)
 
 

@@ -42,7 +42,9 @@ class LookupEngine:
     # ------------------------------------------------------------------------------------- build
 
     @classmethod
-    def load(cls, config: LookupConfig | None = None, catalogue_path: str | Path | None = None) -> LookupEngine:
+    def load(
+        cls, config: LookupConfig | None = None, catalogue_path: str | Path | None = None
+    ) -> LookupEngine:
         """Catalogue: *catalogue_path*, else ``config.catalogue_path``, else $NHS_LOOKUP_CATALOGUE, else
         the bundled sample. Parsed catalogue and index come from the disk cache when valid."""
         config = config or LookupConfig()
@@ -89,8 +91,17 @@ class LookupEngine:
             chunk = queries[start : start + batch_size]
             parsed = [self.parse(q) for q in chunk]
             # Identical parsed texts share features: compute each distinct one once.
-            keys = [(p.components.clean_text, p.components.modality, p.modality_source, p.components.laterality,
-                     p.bilateral_implied, p.components.non_clinical) for p in parsed]
+            keys = [
+                (
+                    p.components.clean_text,
+                    p.components.modality,
+                    p.modality_source,
+                    p.components.laterality,
+                    p.bilateral_implied,
+                    p.components.non_clinical,
+                )
+                for p in parsed
+            ]
             uniq: dict[tuple, int] = {}
             uparsed: list[ParsedName] = []
             for k, p in zip(keys, parsed, strict=True):
@@ -120,7 +131,9 @@ class LookupEngine:
         rows = prepared.idx[: len(prepared.idx)][order] if len(order) else order
         if exclude:
             excluded = {e.casefold() for e in exclude}
-            keep = np.array([self.catalogue.entries[i].name.casefold() not in excluded for i in rows], dtype=bool)
+            keep = np.array(
+                [self.catalogue.entries[i].name.casefold() not in excluded for i in rows], dtype=bool
+            )
         else:
             keep = None
         result = self._result(prepared, ranked, rows, keep, query)
@@ -190,7 +203,9 @@ class LookupEngine:
         q = query or ExamQuery(exam_name=p.components.clean_text)
         comps = p.components
         if not cands:
-            return LookupResult(q, comps, None, 0.0, [], False, "not_in_catalogue", "no catalogue row left to propose")
+            return LookupResult(
+                q, comps, None, 0.0, [], False, "not_in_catalogue", "no catalogue row left to propose"
+            )
         top = cands[0].score
         second = cands[1].score if len(cands) > 1 else 0.0
         margin = top - second
@@ -244,7 +259,9 @@ def _explain(c: Components, top: Candidate, reason: str | None, ambiguous: bool,
     if reason == "non_clinical":
         return f"Administrative entry ({c.non_clinical}): no procedure to map."
     if reason == "not_in_catalogue":
-        return f"Parsed: {parsed}. No catalogue row fits ({UNSPECIFIC_NOTE} or every row breaks a constraint)."
+        return (
+            f"Parsed: {parsed}. No catalogue row fits ({UNSPECIFIC_NOTE} or every row breaks a constraint)."
+        )
     if reason == "low_confidence":
         return f"Parsed: {parsed}. Best guess '{top.entry.name}' is below the confidence threshold."
     text = f"Parsed: {parsed}. Best row '{top.entry.name}' (confidence {confidence:.2f})"

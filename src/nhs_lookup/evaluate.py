@@ -95,7 +95,9 @@ class EvaluationReport:
         return d
 
 
-def summarize(cases: Sequence[Case], results: Sequence[LookupResult], elapsed_s: float = 0.0) -> EvaluationReport:
+def summarize(
+    cases: Sequence[Case], results: Sequence[LookupResult], elapsed_s: float = 0.0
+) -> EvaluationReport:
     """Build the report from cases and the engine's results (same order)."""
     rep = EvaluationReport(n_cases=len(cases))
     if not cases:
@@ -122,12 +124,21 @@ def summarize(cases: Sequence[Case], results: Sequence[LookupResult], elapsed_s:
         if case.no_match:
             gold_nm += 1
             gold_nm_found += not res.matched
-        for groups, key in ((by_mod, case.query.modality_code or "?"), (by_src, case.query.data_source or "?")):
+        for groups, key in (
+            (by_mod, case.query.modality_code or "?"),
+            (by_src, case.query.data_source or "?"),
+        ):
             g = groups[key]
             g.n += 1
             g.top1 += ok1
             g.top5 += ok5
-        conf = res.confidence if res.matched else 1.0 - res.confidence if res.no_match_reason == "low_confidence" else 1.0
+        conf = (
+            res.confidence
+            if res.matched
+            else 1.0 - res.confidence
+            if res.no_match_reason == "low_confidence"
+            else 1.0
+        )
         for b in bands:
             if b.low <= conf < b.high:
                 b.mean_confidence = (b.mean_confidence * b.n + conf) / (b.n + 1)

@@ -95,7 +95,9 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
-def normalize_tokens(text: str, vocab: Vocabulary | None = None, lexicon: Collection[str] | None = None) -> list[str]:
+def normalize_tokens(
+    text: str, vocab: Vocabulary | None = None, lexicon: Collection[str] | None = None
+) -> list[str]:
     """The canonical token list of *text* (see module docstring)."""
     vocab = vocab or default_vocabulary()
     t = apply_symbols(strip_noise(text, vocab), vocab)

@@ -75,12 +75,17 @@ class CatalogueIndex:
     content_id_of: dict[frozenset[str], int]
 
     @classmethod
-    def build(cls, catalogue: Catalogue, semantic_backend: str = "tfidf", semantic_model: str | None = None) -> CatalogueIndex:
+    def build(
+        cls, catalogue: Catalogue, semantic_backend: str = "tfidf", semantic_model: str | None = None
+    ) -> CatalogueIndex:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         vocab = default_vocabulary()
         names = [p.components.clean_text for p in catalogue.parsed]
-        fsns = [(pf.components.clean_text if pf is not None else n) for pf, n in zip(catalogue.parsed_fsn, names, strict=True)]
+        fsns = [
+            (pf.components.clean_text if pf is not None else n)
+            for pf, n in zip(catalogue.parsed_fsn, names, strict=True)
+        ]
         vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, dtype=np.float32)
         vec.fit(names + fsns)
         char_name = (0.75 * vec.transform(names) + 0.25 * vec.transform(fsns)).T.tocsr()
@@ -102,7 +107,8 @@ class CatalogueIndex:
         name_content = [set(p.content) for p in catalogue.parsed]
         groups = sorted(vocab.context_groups)
         ctx = np.array(
-            [sum(1 << i for i, g in enumerate(groups) if g in p.context) for p in catalogue.parsed], dtype=np.int64
+            [sum(1 << i for i, g in enumerate(groups) if g in p.context) for p in catalogue.parsed],
+            dtype=np.int64,
         )
         name_words = _binary(name_content, word_vocab)
         content_id_of: dict[frozenset[str], int] = {}
@@ -124,14 +130,22 @@ class CatalogueIndex:
             name_words=name_words.T.tocsr(),
             all_words=_binary(all_tokens, word_vocab).T.tocsr(),
             name_words_n=n_content.astype(np.float32),
-            modality=np.array([MODALITIES.get(p.components.modality, 0) for p in catalogue.parsed], dtype=np.int8),
-            laterality=np.array([LATERALITY_CODES[p.components.laterality] for p in catalogue.parsed], dtype=np.int8),
-            contrast=np.array([CONTRAST_CODES[p.components.contrast] for p in catalogue.parsed], dtype=np.int8),
+            modality=np.array(
+                [MODALITIES.get(p.components.modality, 0) for p in catalogue.parsed], dtype=np.int8
+            ),
+            laterality=np.array(
+                [LATERALITY_CODES[p.components.laterality] for p in catalogue.parsed], dtype=np.int8
+            ),
+            contrast=np.array(
+                [CONTRAST_CODES[p.components.contrast] for p in catalogue.parsed], dtype=np.int8
+            ),
             interventional=np.array([p.components.interventional for p in catalogue.parsed], dtype=bool),
             generality=(1.0 / (1.0 + 0.25 * np.maximum(n_content - 1, 0))).astype(np.float32),
             context=ctx,
-            content_ids=np.array([content_id_of.setdefault(p.content, len(content_id_of)) for p in catalogue.parsed],
-                                 dtype=np.int32),
+            content_ids=np.array(
+                [content_id_of.setdefault(p.content, len(content_id_of)) for p in catalogue.parsed],
+                dtype=np.int32,
+            ),
             content_id_of=content_id_of,
         )
 
@@ -173,7 +187,14 @@ class CatalogueIndex:
         q_mod = np.array([MODALITIES.get(p.components.modality, 0) for p in parsed], dtype=np.int8)
         mod_eq = (self.modality[None, :] == q_mod[:, None]) & (q_mod[:, None] > 0)
         extra_all = np.maximum(self.name_words_n[None, :] - name_hits_all, np.float32(0.0))
-        retrieval = 0.45 * lex + 0.35 * sem + 0.5 * anat + 0.3 * coverage + np.float32(0.4) * mod_eq - 0.03 * extra_all
+        retrieval = (
+            0.45 * lex
+            + 0.35 * sem
+            + 0.5 * anat
+            + 0.3 * coverage
+            + np.float32(0.4) * mod_eq
+            - 0.03 * extra_all
+        )
         k = min(top_k, self.n)
         top = np.argpartition(-retrieval, k - 1, axis=1)[:, :k]
         out = []

@@ -144,7 +144,9 @@ def score(p: PreparedQuery, scoring: ScoringConfig) -> RankOutput:
     con, con_hard = contrast_scores(p, k, scoring)
     anat = p.anatomy[:k]
     tech = p.technique[:k]
-    component = wc.anatomy * anat + wc.modality * mod + wc.laterality * lat + wc.contrast * con + wc.technique * tech
+    component = (
+        wc.anatomy * anat + wc.modality * mod + wc.laterality * lat + wc.contrast * con + wc.technique * tech
+    )
     semantic = (0.3 * p.lexical[:k] + 0.3 * p.semantic[:k] + 0.4 * p.coverage[:k]).astype(np.float32)
     total = wf.component * component + wf.semantic * semantic + wf.frequency * p.cand_generality[:k]
     cand_int = p.cand_interventional[:k]

@@ -35,7 +35,9 @@ class TfidfSemantic:
     def fit(self, texts: list[str]) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        self.vectorizer = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"[a-z0-9]+")
+        self.vectorizer = TfidfVectorizer(
+            analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"[a-z0-9]+"
+        )
         self.matrix = self.vectorizer.fit_transform(texts).T.tocsr()
 
     def similarity(self, queries: list[str]) -> np.ndarray:

@@ -130,8 +130,11 @@ def load_vocabulary(data_dir: Path = DATA_DIR) -> Vocabulary:
     for name, spec in (anat.get("terms") or {}).items():
         spec = spec or {}
         term = _norm_phrase(name)
-        v.anatomy[term] = AnatomyTerm(term, _norm_phrase(spec["parent"]) if spec.get("parent") else None,
-                                      bool(spec.get("paired", False)))
+        v.anatomy[term] = AnatomyTerm(
+            term,
+            _norm_phrase(spec["parent"]) if spec.get("parent") else None,
+            bool(spec.get("paired", False)),
+        )
         for syn in spec.get("synonyms") or []:
             v.phrases.setdefault(_norm_phrase(syn), term)
     for term in v.anatomy.values():
@@ -166,7 +169,9 @@ def load_vocabulary(data_dir: Path = DATA_DIR) -> Vocabulary:
     for tag, phrases in (tech.get("techniques") or {}).items():
         for p in phrases:
             v.techniques[_norm_phrase(p)] = tag
-    v.interventional = frozenset(_norm_phrase(t) for t in (tech.get("interventional") or {}).get("strong") or [])
+    v.interventional = frozenset(
+        _norm_phrase(t) for t in (tech.get("interventional") or {}).get("strong") or []
+    )
     return v
 
 

@@ -72,6 +72,7 @@ def workflow(tmp_path_factory):
                  "--output", str(out), "--arch", "tiny", "--epochs", "16", "--batch-size", "8", "--seed", "7",
                  "--cache-dir", str(root / "cache"), "--device", "cpu"])
     assert r.exit_code == 0, r.output
+    print(r.output)
     return {"root": root, "raw": raw, "records": records, "td": td, "out": out, "cache": root / "cache", "log": r.output}
 
 

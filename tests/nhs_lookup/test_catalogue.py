@@ -6,22 +6,65 @@ import pytest
 from nhs_lookup.catalogue import CatalogueError, load_catalogue, read_catalogue_rows
 
 NHS_ROWS = [
-    {"snomed_concept_id": 111111001, "snomed_fsn": "Plain X-ray of knee (procedure)",
-     "snomed_laterality_concept_id": 7771000, "snomed_laterality_fsn": "Left (qualifier value)",
-     "is_diagnostic": "Y", "is_interventional": "N", "primary_source_name": "XR Knee Lt"},
-    {"snomed_concept_id": 111111001, "snomed_fsn": "Plain X-ray of knee (procedure)",
-     "snomed_laterality_concept_id": 24028007, "snomed_laterality_fsn": "Right (qualifier value)",
-     "is_diagnostic": "Y", "is_interventional": "N", "primary_source_name": "XR Knee Rt"},
-    {"snomed_concept_id": 222222002, "snomed_fsn": "Biopsy of liver using ultrasound guidance (procedure)",
-     "snomed_laterality_concept_id": "", "snomed_laterality_fsn": "",
-     "is_diagnostic": "N", "is_interventional": "Y", "primary_source_name": "US Guided biopsy liver"},
+    {
+        "snomed_concept_id": 111111001,
+        "snomed_fsn": "Plain X-ray of knee (procedure)",
+        "snomed_laterality_concept_id": 7771000,
+        "snomed_laterality_fsn": "Left (qualifier value)",
+        "is_diagnostic": "Y",
+        "is_interventional": "N",
+        "primary_source_name": "XR Knee Lt",
+    },
+    {
+        "snomed_concept_id": 111111001,
+        "snomed_fsn": "Plain X-ray of knee (procedure)",
+        "snomed_laterality_concept_id": 24028007,
+        "snomed_laterality_fsn": "Right (qualifier value)",
+        "is_diagnostic": "Y",
+        "is_interventional": "N",
+        "primary_source_name": "XR Knee Rt",
+    },
+    {
+        "snomed_concept_id": 222222002,
+        "snomed_fsn": "Biopsy of liver using ultrasound guidance (procedure)",
+        "snomed_laterality_concept_id": "",
+        "snomed_laterality_fsn": "",
+        "is_diagnostic": "N",
+        "is_interventional": "Y",
+        "primary_source_name": "US Guided biopsy liver",
+    },
 ]
-HEADER = ["NICIP Code", "NICIP Short Name", "SNOMED CT Concept-ID", "SNOMED CT FSN",
-          "SNOMED CT Concept-ID of Laterality", "SNOMED FSN of Laterality", "Diagnostic procedure",
-          "Interventional Procedure"]
+HEADER = [
+    "NICIP Code",
+    "NICIP Short Name",
+    "SNOMED CT Concept-ID",
+    "SNOMED CT FSN",
+    "SNOMED CT Concept-ID of Laterality",
+    "SNOMED FSN of Laterality",
+    "Diagnostic procedure",
+    "Interventional Procedure",
+]
 MAPPING = [
-    ["XKNEL", "XR Knee Lt", "111111001", "Plain X-ray of knee (procedure)", "7771000", "Left (qualifier value)", "Y", "N"],
-    ["CABDC", "CT Abdomen with contrast", "333333003", "Computed tomography of abdomen with contrast (procedure)", "", "", "Y", "N"],
+    [
+        "XKNEL",
+        "XR Knee Lt",
+        "111111001",
+        "Plain X-ray of knee (procedure)",
+        "7771000",
+        "Left (qualifier value)",
+        "Y",
+        "N",
+    ],
+    [
+        "CABDC",
+        "CT Abdomen with contrast",
+        "333333003",
+        "Computed tomography of abdomen with contrast (procedure)",
+        "",
+        "",
+        "Y",
+        "N",
+    ],
 ]
 
 
@@ -39,7 +82,9 @@ def test_nhs_json_rows_keep_laterality_variants(tmp_path):
     assert (lt.components.laterality, rt.components.laterality) == ("left", "right")
     assert lt.components.modality == "XR" and lt.components.anatomy == ("knee",)
     biopsy = cat.by_name("US Guided biopsy liver")
-    assert biopsy.is_interventional and biopsy.components.interventional and biopsy.components.modality == "US"
+    assert (
+        biopsy.is_interventional and biopsy.components.interventional and biopsy.components.modality == "US"
+    )
 
 
 def test_nicip_csv_with_loose_headers(tmp_path):
@@ -69,7 +114,11 @@ def test_nicip_xlsx(tmp_path):
 
 
 def test_radlex_list(tmp_path):
-    p = _write(tmp_path, "radlex.json", [{"SHORT_NAME": "CT Abd w", "LONG_NAME": "CT Abdomen w IV Contrast", "MODALITY": "CT"}])
+    p = _write(
+        tmp_path,
+        "radlex.json",
+        [{"SHORT_NAME": "CT Abd w", "LONG_NAME": "CT Abdomen w IV Contrast", "MODALITY": "CT"}],
+    )
     cat = load_catalogue(p, cache=tmp_path / "c")
     c = cat.entries[0].components
     assert (c.modality, c.anatomy, c.contrast) == ("CT", ("abdomen",), "with")
@@ -119,7 +168,9 @@ def test_cache_hit_invalidation_and_corruption(tmp_path):
     assert len(files) == 1
     mtime = files[0].stat().st_mtime_ns
     again = load_catalogue(p, cache=cache)
-    assert again.fingerprint == first.fingerprint and files[0].stat().st_mtime_ns == mtime  # hit: not rewritten
+    assert (
+        again.fingerprint == first.fingerprint and files[0].stat().st_mtime_ns == mtime
+    )  # hit: not rewritten
     # a changed file gets a new cache entry with the new rows
     p.write_text(json.dumps(NHS_ROWS[:2]))
     changed = load_catalogue(p, cache=cache)

@@ -105,11 +105,11 @@ def test_search_catalogue(sample_engine):
     assert sample_engine.search_catalogue("") == []
 
 
-def test_gold_thresholds_on_shared_data(nhs_engine, shared_dir):
+@pytest.mark.parametrize("name", ["dev_gold.json", "sanity_gold.json"])
+def test_gold_thresholds_on_shared_data(nhs_engine, shared_dir, name):
     from nhs_lookup.evaluate import evaluate
 
-    for name in ("dev_gold.json", "sanity_gold.json"):
-        cases, _ = load_cases(shared_dir / "nhs" / name)
-        rep = evaluate(nhs_engine, cases)
-        assert rep.top1_accuracy >= 0.90, (name, rep.top1_accuracy)
-        assert rep.top5_accuracy >= 0.97, (name, rep.top5_accuracy)
+    cases, _ = load_cases(shared_dir / "nhs" / name)
+    rep = evaluate(nhs_engine, cases)
+    assert rep.top1_accuracy >= 0.90, (name, rep.top1_accuracy)
+    assert rep.top5_accuracy >= 0.97, (name, rep.top5_accuracy)

@@ -14,7 +14,9 @@ def _env(tmp_path):
 
 def test_evaluate_command_on_sample_cases(tmp_path):
     out = tmp_path / "report.json"
-    res = runner.invoke(app, ["evaluate", str(DATA_DIR / "sample_cases.json"), "--json", str(out)], env=_env(tmp_path))
+    res = runner.invoke(
+        app, ["evaluate", str(DATA_DIR / "sample_cases.json"), "--json", str(out)], env=_env(tmp_path)
+    )
     assert res.exit_code == 0, res.output
     assert "top-1 accuracy" in res.output and "calibration" in res.output
     data = json.loads(out.read_text())
@@ -23,15 +25,22 @@ def test_evaluate_command_on_sample_cases(tmp_path):
 
 
 def test_lookup_command_json(tmp_path):
-    res = runner.invoke(app, ["lookup", "CT Abdo/Pelvis C+", "--modality", "CT", "--json"], env=_env(tmp_path))
+    res = runner.invoke(
+        app, ["lookup", "CT Abdo/Pelvis C+", "--modality", "CT", "--json"], env=_env(tmp_path)
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
-    assert data["clean_name"] == "CT Abdomen and pelvis with contrast" and data["components"]["contrast"] == "with"
+    assert (
+        data["clean_name"] == "CT Abdomen and pelvis with contrast"
+        and data["components"]["contrast"] == "with"
+    )
 
 
 def test_batch_reports_bad_rows_and_processes_the_rest(tmp_path):
     src = tmp_path / "in.csv"
-    src.write_text("DATA_SOURCE,MODALITY_CODE,EXAM_CODE,EXAM_NAME\nA,XR,K1,Knee Left\nA,CT,X,\nA,US,T1,US Thyroid\n")
+    src.write_text(
+        "DATA_SOURCE,MODALITY_CODE,EXAM_CODE,EXAM_NAME\nA,XR,K1,Knee Left\nA,CT,X,\nA,US,T1,US Thyroid\n"
+    )
     out = tmp_path / "out.csv"
     res = runner.invoke(app, ["batch", str(src), str(out)], env=_env(tmp_path))
     assert res.exit_code == 1  # one bad row

@@ -22,7 +22,9 @@ def test_hard_constraints_outrank_soft_scores(sample_engine):
     best_hard = min(i for i, h in enumerate(out.hard) if h > 0)
     # every candidate that respects the constraints ranks above every violating one
     assert all(h == 0 for h in out.hard[:best_hard])
-    assert all(out.scores[i] < out.scores[best_hard - 1] for i in range(best_hard, len(names)) if out.hard[i] > 0)
+    assert all(
+        out.scores[i] < out.scores[best_hard - 1] for i in range(best_hard, len(names)) if out.hard[i] > 0
+    )
     assert names[0] == "US Breast Rt"
 
 

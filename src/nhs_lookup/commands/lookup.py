@@ -39,9 +39,14 @@ def _print_result(result: Any) -> None:
     c = result.components
     if result.best:
         e = result.best.entry
-        con.print(f"[bold green]{e.name}[/bold green]  confidence [bold]{result.confidence:.2f}[/bold]"
-                  + ("  [yellow](ambiguous)[/yellow]" if result.ambiguous else ""))
-        con.print(f"  SNOMED {e.snomed_id or '-'}  {e.fsn or ''}" + (f"  NICIP {e.nicip_code}" if e.nicip_code else ""))
+        con.print(
+            f"[bold green]{e.name}[/bold green]  confidence [bold]{result.confidence:.2f}[/bold]"
+            + ("  [yellow](ambiguous)[/yellow]" if result.ambiguous else "")
+        )
+        con.print(
+            f"  SNOMED {e.snomed_id or '-'}  {e.fsn or ''}"
+            + (f"  NICIP {e.nicip_code}" if e.nicip_code else "")
+        )
         if e.laterality_fsn:
             con.print(f"  laterality {e.laterality_fsn}")
     else:
@@ -57,8 +62,12 @@ def _print_result(result: Any) -> None:
         alt.add_column(col)
     for i, cand in enumerate(result.candidates, 1):
         cs = cand.component_scores
-        alt.add_row(str(i), cand.entry.name, f"{cand.score:.3f}", *(f"{cs.get(k, 0):.2f}" for k in
-                    ("anatomy", "modality", "laterality", "contrast")))
+        alt.add_row(
+            str(i),
+            cand.entry.name,
+            f"{cand.score:.3f}",
+            *(f"{cs.get(k, 0):.2f}" for k in ("anatomy", "modality", "laterality", "contrast")),
+        )
     con.print(alt)
 
 
@@ -67,8 +76,12 @@ def register(app: typer.Typer) -> None:
 
     @app.command("lookup")
     def lookup_cmd(
-        exam_name: str = typer.Argument(..., help="Exam name as the RIS writes it, e.g. 'CT Abdo/Pelvis C+'."),
-        modality: str = typer.Option(None, "--modality", "-m", help="RIS modality code (evidence, e.g. CT, MR, Mamm)."),
+        exam_name: str = typer.Argument(
+            ..., help="Exam name as the RIS writes it, e.g. 'CT Abdo/Pelvis C+'."
+        ),
+        modality: str = typer.Option(
+            None, "--modality", "-m", help="RIS modality code (evidence, e.g. CT, MR, Mamm)."
+        ),
         exam_code: str = typer.Option(None, "--exam-code", help="RIS exam code (recorded in the output)."),
         source: str = typer.Option(None, "--source", help="Data source / RIS name (recorded in the output)."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -87,8 +100,12 @@ def register(app: typer.Typer) -> None:
 
     @app.command("batch")
     def batch_cmd(
-        input_file: Path = typer.Argument(..., help="Input cases: JSON list or CSV with EXAM_NAME (and MODALITY_CODE, ...)."),
-        output_file: Path = typer.Argument(..., help="Output file (.json or .csv); an existing file needs --force."),
+        input_file: Path = typer.Argument(
+            ..., help="Input cases: JSON list or CSV with EXAM_NAME (and MODALITY_CODE, ...)."
+        ),
+        output_file: Path = typer.Argument(
+            ..., help="Output file (.json or .csv); an existing file needs --force."
+        ),
         catalogue: Path = typer.Option(None, "--catalogue", "-c", help=CATALOGUE_HELP),
         config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
         force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
@@ -127,12 +144,39 @@ def register(app: typer.Typer) -> None:
         else:
             with output_file.open("w", newline="") as fh:
                 w = csv.writer(fh)
-                w.writerow(["DATA_SOURCE", "MODALITY_CODE", "EXAM_CODE", "EXAM_NAME", "matched", "clean_name",
-                            "snomed_id", "snomed_fsn", "laterality_fsn", "confidence", "ambiguous", "no_match_reason"])
+                w.writerow(
+                    [
+                        "DATA_SOURCE",
+                        "MODALITY_CODE",
+                        "EXAM_CODE",
+                        "EXAM_NAME",
+                        "matched",
+                        "clean_name",
+                        "snomed_id",
+                        "snomed_fsn",
+                        "laterality_fsn",
+                        "confidence",
+                        "ambiguous",
+                        "no_match_reason",
+                    ]
+                )
                 for r in rows:
-                    w.writerow([r["data_source"], r["modality_code"], r["exam_code"], r["exam_name"], r["matched"],
-                                r["clean_name"], r["snomed"]["id"], r["snomed"]["fsn"], r["snomed"]["laterality_fsn"],
-                                r["confidence"], r["ambiguous"], r["no_match_reason"]])
+                    w.writerow(
+                        [
+                            r["data_source"],
+                            r["modality_code"],
+                            r["exam_code"],
+                            r["exam_name"],
+                            r["matched"],
+                            r["clean_name"],
+                            r["snomed"]["id"],
+                            r["snomed"]["fsn"],
+                            r["snomed"]["laterality_fsn"],
+                            r["confidence"],
+                            r["ambiguous"],
+                            r["no_match_reason"],
+                        ]
+                    )
         for e in errors:
             err.print(f"[yellow]row {e.row}:[/yellow] {e.message}")
         matched = sum(r["matched"] for r in rows)
@@ -142,7 +186,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("evaluate")
     def evaluate_cmd(
-        gold_file: Path = typer.Argument(..., help="Gold-labelled cases (JSON/CSV with 'acceptable' / 'no_match')."),
+        gold_file: Path = typer.Argument(
+            ..., help="Gold-labelled cases (JSON/CSV with 'acceptable' / 'no_match')."
+        ),
         catalogue: Path = typer.Option(None, "--catalogue", "-c", help=CATALOGUE_HELP),
         config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
         json_out: Path = typer.Option(None, "--json", help="Also save the full report as JSON here."),
@@ -163,10 +209,14 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from exc
         engine = _engine(catalogue, config)
         rep = evaluate(engine, cases)
-        con.print(f"[bold]{gold_file}[/bold]: {rep.n_cases} labelled cases, catalogue {engine.catalogue.source_path}")
-        con.print(f"top-1 accuracy [bold]{rep.top1_accuracy:.3f}[/bold]   top-5 [bold]{rep.top5_accuracy:.3f}[/bold]   "
-                  f"MRR {rep.mrr:.3f}   no-match precision {rep.no_match_precision:.2f} recall {rep.no_match_recall:.2f}   "
-                  f"coverage {rep.coverage:.2f}   {rep.exams_per_second:.0f} exams/s")
+        con.print(
+            f"[bold]{gold_file}[/bold]: {rep.n_cases} labelled cases, catalogue {engine.catalogue.source_path}"
+        )
+        con.print(
+            f"top-1 accuracy [bold]{rep.top1_accuracy:.3f}[/bold]   top-5 [bold]{rep.top5_accuracy:.3f}[/bold]   "
+            f"MRR {rep.mrr:.3f}   no-match precision {rep.no_match_precision:.2f} recall {rep.no_match_recall:.2f}   "
+            f"coverage {rep.coverage:.2f}   {rep.exams_per_second:.0f} exams/s"
+        )
         for title, groups in (("by modality code", rep.by_modality), ("by data source", rep.by_source)):
             t = Table(title=title)
             for col in ("group", "n", "top-1", "top-5"):
@@ -178,16 +228,26 @@ def register(app: typer.Typer) -> None:
         for col in ("band", "n", "mean confidence", "accuracy"):
             t.add_column(col)
         for b in rep.calibration:
-            t.add_row(f"{b.low:.1f}-{min(b.high, 1.0):.1f}", str(b.n), f"{b.mean_confidence:.2f}", f"{b.accuracy:.2f}")
+            t.add_row(
+                f"{b.low:.1f}-{min(b.high, 1.0):.1f}",
+                str(b.n),
+                f"{b.mean_confidence:.2f}",
+                f"{b.accuracy:.2f}",
+            )
         con.print(t)
         if show_errors and rep.errors:
             t = Table(title=f"errors ({len(rep.errors)})")
             for col in ("exam name", "code", "predicted", "conf", "rank", "acceptable"):
                 t.add_column(col)
             for o in rep.errors[:show_errors]:
-                t.add_row(o.exam_name, o.modality_code or "", o.predicted or f"NO MATCH ({o.no_match_reason})",
-                          f"{o.confidence:.2f}", str(o.rank or "-"),
-                          "NO MATCH" if o.gold_no_match else " | ".join(o.acceptable[:3]))
+                t.add_row(
+                    o.exam_name,
+                    o.modality_code or "",
+                    o.predicted or f"NO MATCH ({o.no_match_reason})",
+                    f"{o.confidence:.2f}",
+                    str(o.rank or "-"),
+                    "NO MATCH" if o.gold_no_match else " | ".join(o.acceptable[:3]),
+                )
             con.print(t)
         for e in errors:
             con.print(f"[yellow]row {e.row}:[/yellow] {e.message}")
@@ -195,8 +255,12 @@ def register(app: typer.Typer) -> None:
             import nhs_lookup
 
             data = rep.to_dict()
-            data["meta"] = {"version": nhs_lookup.__version__, "gold_file": str(gold_file),
-                            "catalogue": engine.catalogue.source_path, "config": engine.config.to_dict()}
+            data["meta"] = {
+                "version": nhs_lookup.__version__,
+                "gold_file": str(gold_file),
+                "catalogue": engine.catalogue.source_path,
+                "config": engine.config.to_dict(),
+            }
             json_out.parent.mkdir(parents=True, exist_ok=True)
             json_out.write_text(json.dumps(data, indent=1, default=str))
 
@@ -224,5 +288,7 @@ def register(app: typer.Typer) -> None:
             return
         cat = engine.catalogue
         mods = Counter(e.components.modality or "?" for e in cat.entries)
-        con.print(f"{cat.source_path}: {len(cat)} rows, {sum(e.is_interventional for e in cat.entries)} interventional")
+        con.print(
+            f"{cat.source_path}: {len(cat)} rows, {sum(e.is_interventional for e in cat.entries)} interventional"
+        )
         con.print(", ".join(f"{m} {n}" for m, n in mods.most_common()))
