@@ -288,6 +288,8 @@ def test_batch_limits_and_request_shapes(make_client):
         client.post("/batch", content=b"EXAM_NAME\nx", headers={"content-type": "text/csv"}).status_code
         == 415
     )
+    bare = client.post("/batch", json=[{"EXAM_NAME": "CT Head", "DATA_SOURCE": "H1"}])  # a RIS export as is
+    assert bare.status_code == 202 and bare.json()["total"] == 1
     assert client.post("/batch", files={"other": ("a.json", b"[]", "application/json")}).status_code == 422
 
 
@@ -362,8 +364,8 @@ def test_auto_flags_follow_configured_rules(make_client, sample_engine):
     assert all("singleton" not in m["flags"] for m in ms.values())
     # Mamm code but an ultrasound-guided procedure: the RIS code disagrees with the proposed row
     target = sample_engine.catalogue.by_name(ms["US Breast Core Bx Right"]["target_name"])
-    if target.components.modality == "US":
-        assert "modality_mismatch" in ms["US Breast Core Bx Right"]["flags"]
+    assert target.components.modality == "US"
+    assert "modality_mismatch" in ms["US Breast Core Bx Right"]["flags"]
     assert "modality_mismatch" not in ms["MRI Knee Lt"]["flags"]
 
 
@@ -473,10 +475,11 @@ def test_rejected_targets_are_never_proposed_again(loaded):
     assert first not in [c["name"] for c in item["result"]["all_candidates"]]
     # rejecting twice excludes both
     second = d["target_name"]
-    if second:
-        d2 = client.post(f"/mappings/{m['id']}/decision", json={"action": "reject", "reviewer": "ann"}).json()
-        assert d2["rejected_targets"] == [first, second]
-        assert d2["target_name"] not in (first, second)
+    assert second
+    d2 = client.post(f"/mappings/{m['id']}/decision", json={"action": "reject", "reviewer": "ann"}).json()
+    assert d2["rejected_targets"] == [first, second]
+    assert d2["target_name"] not in (first, second)
+    assert [h["previous_target"] for h in d2["history"]] == [first, second]
 
 
 def test_no_match_flag_defer_and_remembered_in_batch(loaded):

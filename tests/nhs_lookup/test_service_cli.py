@@ -177,5 +177,6 @@ def test_proposal_flags_on_real_results(sample_engine):
     assert "engine_no_match" not in proposal_flags(good, ReviewRules())
     assert "modality_mismatch" not in proposal_flags(good, ReviewRules())
     wrong_code = sample_engine.lookup(ExamQuery("MRI Knee Lt", "CT"))
-    if wrong_code.best is not None and wrong_code.best.entry.components.modality == "MRI":
-        assert "modality_mismatch" in proposal_flags(wrong_code, ReviewRules())
+    assert wrong_code.best is not None and wrong_code.best.entry.components.modality == "MRI"
+    assert "modality_mismatch" in proposal_flags(wrong_code, ReviewRules())
+    assert "modality_mismatch" not in proposal_flags(wrong_code, ReviewRules(flag_modality_mismatch=False))

@@ -248,7 +248,8 @@ def create_app(settings: ServiceSettings | None = None, *, engine: EngineLike | 
         },
     )
     async def batch(request: Request, ctx: Ctx) -> JobOut:
-        """Start a batch job from a JSON body (``{"exams": [...]}``) or an uploaded JSON/CSV file.
+        """Start a batch job from a JSON body (``{"exams": [...]}`` or a bare list of exams) or an uploaded
+        JSON/CSV file.
         Returns at once with the job id; poll ``/jobs/{id}``. Unreadable file rows are reported in
         ``row_errors`` and the rest processed."""
         _check_length(request, settings.max_upload_bytes)
@@ -259,6 +260,8 @@ def create_app(settings: ServiceSettings | None = None, *, engine: EngineLike | 
         elif ctype.startswith("application/json"):
             body = await _read_body(request, settings.max_upload_bytes)
             try:
+                if body.lstrip().startswith(b"["):  # a bare RIS export list is accepted as the exams
+                    body = b'{"exams": ' + body + b"}"
                 parsed = BatchIn.model_validate_json(body)
             except ValidationError as exc:
                 raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
