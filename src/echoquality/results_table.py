@@ -191,9 +191,11 @@ def data_dir_from_run_info(results_dir: Path) -> Path | None:
 def resolve_source(record: ResultRecord, data_dir: Path | None) -> Path:
     """Best guess at the file on disk: absolute path, CWD-relative, data_dir-relative, or folder/key."""
     p = Path(record.path)
-    candidates = [p] if p.is_absolute() else [p]
-    if data_dir is not None and not p.is_absolute():
-        candidates += [data_dir / p, data_dir / record.folder / record.key]
+    candidates = [p]
+    if data_dir is not None:
+        if not p.is_absolute():
+            candidates.append(data_dir / p)
+        candidates.append(data_dir / record.folder / record.key)  # data moved since inference
     for c in candidates:
         if c.is_file():
             return c.resolve()

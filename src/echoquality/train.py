@@ -498,9 +498,9 @@ def train(
                 break
 
         # ---- test with the best model
+        if dist_info.enabled:
+            torch.distributed.barrier()  # rank 0 has finished writing best_model.pt
         if best_path.is_file():
-            if dist_info.enabled:
-                torch.distributed.barrier()
             model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True))
         test_report = None
         yt, pt, test_loss = predict(model, test_loader, device, criterion)

@@ -64,6 +64,7 @@ class ParsedName:
     context: frozenset[str]  # clinical-context groups present (screening, pregnancy, ...)
     content: frozenset[str]  # identity-bearing tokens (no modality/laterality/contrast/context words)
     unspecific: bool = False  # only modality / "miscellaneous"-type words: nothing to map
+    interventional_neutral: bool = False  # names a study whose protocol includes an injection
 
 
 def _find_phrases(tokens: list[str], phrases: dict[str, str], max_len: int = 4) -> list[tuple[int, int, str]]:
@@ -152,6 +153,40 @@ def _technique(tokens: list[str], vocab: Vocabulary) -> tuple[str, ...]:
     return tuple(sorted({v for _, _, v in _find_phrases(tokens, vocab.techniques)}))
 
 
+def _transabdominal(tokens: list[str]) -> list[str]:
+    """ "Pelvis & TV": a transvaginal scan *in addition* to the standard transabdominal pelvic scan."""
+    if "tv" not in tokens or "ta" in tokens or "pelvis" not in tokens:
+        return tokens
+    i = tokens.index("tv")
+    if i > 0 and tokens[i - 1] == "and":
+        return [*tokens[: i - 1], "ta", *tokens[i - 1 :]]
+    return tokens
+
+
+def _implied_anatomy(
+    tokens: list[str],
+    anatomy: tuple[str, ...],
+    modality: str | None,
+    code_modality: str | None,
+    vocab: Vocabulary,
+) -> str | None:
+    """Anatomy implied by context (staging CT, breast-service code) when the name states none."""
+    present = set(tokens)
+    for rule in vocab.implied_anatomy:
+        if rule.modalities and modality not in rule.modalities or modality in rule.skip_modalities:
+            continue
+        if rule.ris_codes and code_modality not in rule.ris_codes:
+            continue
+        if rule.words and not rule.words & present:
+            continue
+        if not set(anatomy) <= rule.only_with:
+            continue
+        if rule.anatomy in anatomy:
+            continue
+        return rule.anatomy
+    return None
+
+
 def _interventional(tokens: list[str], vocab: Vocabulary) -> bool:
     return bool(_find_phrases(tokens, {t: t for t in vocab.interventional}, max_len=3))
 
@@ -174,11 +209,16 @@ def parse_name(
 ) -> ParsedName:
     """Parse an exam name (or catalogue name) into :class:`ParsedName`."""
     vocab = vocab or default_vocabulary()
-    tokens = normalize_tokens(text, vocab, lexicon)
+    tokens = _transabdominal(normalize_tokens(text, vocab, lexicon))
     raw_tokens = tokenize(strip_noise(text, vocab))
     modality, source = _modality(tokens, vocab, modality_code)
     if modality == "PET" and not PET_TRACERS & set(tokens):
         tokens = [*tokens, "fdg"]
+    anatomy = _anatomy(tokens, vocab)
+    extra = _implied_anatomy(tokens, anatomy, modality, vocab.modality_of_code(modality_code), vocab)
+    if extra:
+        tokens = [*tokens, *extra.split()]
+        anatomy = _anatomy(tokens, vocab)
     laterality, implied = _laterality(tokens, raw_tokens, vocab)
     clean = " ".join(tokens)
     context = frozenset(g for g, words in vocab.context_groups.items() if words & set(tokens))
@@ -187,7 +227,7 @@ def parse_name(
         for t in tokens
         if t not in STRUCTURAL_WORDS and t not in vocab.context_words and t not in _modality_words(vocab)
     )
-    anatomy = _anatomy(tokens, vocab) or IMPLIED_ANATOMY.get(modality or "", ())
+    anatomy = anatomy or IMPLIED_ANATOMY.get(modality or "", ())
     comps = Components(
         modality=modality,
         anatomy=anatomy,
@@ -201,7 +241,8 @@ def parse_name(
     unspecific = (
         not content and not anatomy and not comps.technique and bool(vocab.unspecific_words & set(raw_tokens))
     )
-    return ParsedName(comps, tuple(tokens), source, implied, context, content, unspecific)
+    neutral = bool(_find_phrases(tokens, {t: t for t in vocab.interventional_neutral}, max_len=3))
+    return ParsedName(comps, tuple(tokens), source, implied, context, content, unspecific, neutral)
 
 
 _MOD_WORDS: dict[int, frozenset[str]] = {}
@@ -212,9 +253,12 @@ def _modality_words(vocab: Vocabulary) -> frozenset[str]:
     if key not in _MOD_WORDS:
         words: set[str] = set()
         for phrase in vocab.modality_strong:
-            if len(phrase.split()) == 1:
+            # A word that also names a technique (SPECT, tomosynthesis, HRCT) identifies the procedure.
+            if len(phrase.split()) == 1 and phrase not in vocab.techniques:
                 words.add(phrase)
         words.update({"xray", "fluoro", "mri", "ct", "us", "nm"})
+        # "II" / image intensifier is theatre fluoroscopy: the modality, not the procedure.
+        words.update({"image", "intensifier"})
 
         _MOD_WORDS[key] = frozenset(words)
     return _MOD_WORDS[key]

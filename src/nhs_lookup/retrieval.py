@@ -236,6 +236,7 @@ class CatalogueIndex:
                     q_content_n=int(q_content_n[qi, 0]),
                     q_unspecific=p.unspecific,
                     non_clinical=c.non_clinical,
+                    q_interventional_neutral=p.interventional_neutral,
                 )
             )
         return out

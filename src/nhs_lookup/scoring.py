@@ -56,6 +56,7 @@ class PreparedQuery:
     q_content_n: int
     q_unspecific: bool
     non_clinical: str | None = None
+    q_interventional_neutral: bool = False  # sentinel node etc.: injection is part of the study
 
 
 @dataclass
@@ -150,7 +151,7 @@ def score(p: PreparedQuery, scoring: ScoringConfig) -> RankOutput:
     semantic = (0.3 * p.lexical[:k] + 0.3 * p.semantic[:k] + 0.4 * p.coverage[:k]).astype(np.float32)
     total = wf.component * component + wf.semantic * semantic + wf.frequency * p.cand_generality[:k]
     cand_int = p.cand_interventional[:k]
-    if p.q_interventional:
+    if p.q_interventional and not p.q_interventional_neutral:
         total = total + np.where(cand_int, scoring.interventional_bonus, scoring.interventional_penalty)
     total = total + scoring.context_match_bonus * p.shared_context[:k]
     total = total * np.maximum(1.0 - scoring.specificity_penalty_weight * p.extra_words[:k], 0.3)
@@ -159,7 +160,7 @@ def score(p: PreparedQuery, scoring: ScoringConfig) -> RankOutput:
     total = total + scoring.exact_match_bonus * exact
     # Hard constraints (config-independent): each violation costs more than any soft score can add.
     hard = lat_hard + con_hard
-    if not p.q_interventional:
+    if not p.q_interventional and not p.q_interventional_neutral:
         hard = hard + cand_int.astype(np.float32)
     if p.q_modality_source == "text":
         hard = hard + (mod < 0.65).astype(np.float32)

@@ -37,6 +37,19 @@ class AnatomyTerm:
     paired: bool = False
 
 
+@dataclass(frozen=True)
+class ImpliedAnatomy:
+    """Anatomy implied by context when a name states none (``anatomy.yaml`` ``implied``)."""
+
+    name: str
+    anatomy: str  # canonical phrase appended to the name
+    modalities: frozenset[str] = frozenset()  # parsed modality must be one of these (empty: any)
+    words: frozenset[str] = frozenset()  # one of these tokens must be present (empty: no condition)
+    ris_codes: frozenset[str] = frozenset()  # canonical modality of the RIS code (empty: any)
+    only_with: frozenset[str] = frozenset()  # anatomy the name may already state (default: none)
+    skip_modalities: frozenset[str] = frozenset()  # parsed modalities the rule never applies to
+
+
 @dataclass
 class Vocabulary:
     """Parsed vocabulary files (see the YAML files for the meaning of each part)."""
@@ -57,6 +70,8 @@ class Vocabulary:
     unspecific_words: frozenset[str] = frozenset()
     techniques: dict[str, str] = field(default_factory=dict)  # phrase -> technique tag
     interventional: frozenset[str] = frozenset()
+    interventional_neutral: frozenset[str] = frozenset()  # studies with intrinsic injection
+    implied_anatomy: tuple[ImpliedAnatomy, ...] = ()
     fingerprint: str = ""
 
     def ancestors(self, term: str) -> list[str]:
@@ -141,6 +156,22 @@ def load_vocabulary(data_dir: Path = DATA_DIR) -> Vocabulary:
         if term.parent and term.parent not in v.anatomy:
             raise VocabularyError(f"anatomy.yaml: parent '{term.parent}' of '{term.name}' is not a term")
     v.plural_bilateral = frozenset(_norm_phrase(p) for p in anat.get("plural_bilateral") or [])
+    implied = []
+    for rule, spec in (anat.get("implied") or {}).items():
+        if not isinstance(spec, dict) or not spec.get("anatomy"):
+            raise VocabularyError(f"anatomy.yaml implied.{rule}: expected a mapping with 'anatomy'")
+        implied.append(
+            ImpliedAnatomy(
+                name=str(rule),
+                anatomy=_norm_phrase(spec["anatomy"]),
+                modalities=frozenset(str(m) for m in spec.get("modalities") or []),
+                words=frozenset(_norm_phrase(w) for w in spec.get("words") or []),
+                ris_codes=frozenset(str(m) for m in spec.get("ris_codes") or []),
+                only_with=frozenset(_norm_phrase(a) for a in spec.get("only_with") or []),
+                skip_modalities=frozenset(str(m) for m in spec.get("skip_modalities") or []),
+            )
+        )
+    v.implied_anatomy = tuple(implied)
 
     mods = _read("modalities.yaml", data_dir)
     for code, spec in (mods.get("modalities") or {}).items():
@@ -171,6 +202,9 @@ def load_vocabulary(data_dir: Path = DATA_DIR) -> Vocabulary:
             v.techniques[_norm_phrase(p)] = tag
     v.interventional = frozenset(
         _norm_phrase(t) for t in (tech.get("interventional") or {}).get("strong") or []
+    )
+    v.interventional_neutral = frozenset(
+        _norm_phrase(t) for t in (tech.get("interventional") or {}).get("neutral") or []
     )
     return v
 

@@ -27,8 +27,13 @@ LQ = {"a4", "a5", "b4"}
 
 
 def _assessment(score: float) -> str:
-    for lower, text in ((0.8, "Excellent quality"), (0.6, "Good quality"), (0.3, "Acceptable quality"),
-                        (0.2, "Poor quality"), (0.1, "Very poor quality")):
+    for lower, text in (
+        (0.8, "Excellent quality"),
+        (0.6, "Good quality"),
+        (0.3, "Acceptable quality"),
+        (0.2, "Poor quality"),
+        (0.1, "Very poor quality"),
+    ):
         if score >= lower:
             return text
     return "Critical issues"
@@ -45,25 +50,71 @@ def build(tmp: Path, *, csv_file: bool = True, json_file: bool = True) -> tuple[
     if csv_file:
         with (results / "results.csv").open("w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["folder", "file_id", "path", "machine_type", "manufacturer", "model", "patient_id",
-                        "num_frames", "fps", "photometric", "transfer_syntax", "score", "status", "assessment",
-                        "skip_reason", "skip_detail"])
+            w.writerow(
+                [
+                    "folder",
+                    "file_id",
+                    "path",
+                    "machine_type",
+                    "manufacturer",
+                    "model",
+                    "patient_id",
+                    "num_frames",
+                    "fps",
+                    "photometric",
+                    "transfer_syntax",
+                    "score",
+                    "status",
+                    "assessment",
+                    "skip_reason",
+                    "skip_detail",
+                ]
+            )
             for folder, key, score, status, skip in ROWS:
-                w.writerow([folder, Path(key).name, str(data / folder / key), folder.split("-")[0], "", "",
-                            folder.split("-")[1], 30, 30.0, "RGB", "", "" if score is None else score,
-                            status or "", "" if score is None else _assessment(score), skip or "", ""])
+                w.writerow(
+                    [
+                        folder,
+                        Path(key).name,
+                        str(data / folder / key),
+                        folder.split("-")[0],
+                        "",
+                        "",
+                        folder.split("-")[1],
+                        30,
+                        30.0,
+                        "RGB",
+                        "",
+                        "" if score is None else score,
+                        status or "",
+                        "" if score is None else _assessment(score),
+                        skip or "",
+                        "",
+                    ]
+                )
     if json_file:
         folders = []
         for name in sorted({r[0] for r in ROWS}):
             rows = [r for r in ROWS if r[0] == name]
-            res = {k: {"score": s, "status": st, "assessment": _assessment(s), "path": str(data / name / k)}
-                   for _, k, s, st, _ in rows if s is not None}
+            res = {
+                k: {"score": s, "status": st, "assessment": _assessment(s), "path": str(data / name / k)}
+                for _, k, s, st, _ in rows
+                if s is not None
+            }
             errors: dict[str, list[str]] = {}
             for _, k, s, _, skip in rows:
                 if s is None:
                     errors.setdefault(skip, []).append(str(data / name / k))
-            folders.append({"folder": name, "status": "success", "num_files": len(rows), "results": res,
-                            "error_stats": {"error_counts": {k: len(v) for k, v in errors.items()},
-                                            "error_files": errors}})
+            folders.append(
+                {
+                    "folder": name,
+                    "status": "success",
+                    "num_files": len(rows),
+                    "results": res,
+                    "error_stats": {
+                        "error_counts": {k: len(v) for k, v in errors.items()},
+                        "error_files": errors,
+                    },
+                }
+            )
         (results / "summary.json").write_text(json.dumps({"folder_results": folders}))
     return data, results

@@ -68,7 +68,14 @@ def test_seeded_reproducible_and_varies_with_seed():
 
 def test_probabilities_zero_is_identity():
     off = dataclasses.replace(
-        ALL_ON, brightness_p=0, contrast_p=0, rotation_p=0, translation_p=0, zoom_p=0, noise_p=0, temporal_crop_p=0
+        ALL_ON,
+        brightness_p=0,
+        contrast_p=0,
+        rotation_p=0,
+        translation_p=0,
+        zoom_p=0,
+        noise_p=0,
+        temporal_crop_p=0,
     )
     clip = _clip()
     np.testing.assert_array_equal(augment_clip(clip, off, np.random.default_rng(0)), clip)

@@ -20,7 +20,9 @@ from echoquality.results_table import ResultRecord, load_results  # noqa: E402
 
 
 def _rec(score, status, machine="m", key="k"):
-    return ResultRecord("f-1", key, key, key, machine, None, score, status, None, None if score is not None else "x")
+    return ResultRecord(
+        "f-1", key, key, key, machine, None, score, status, None, None if score is not None else "x"
+    )
 
 
 @pytest.mark.parametrize(
@@ -77,9 +79,21 @@ def test_cli_builds_training_set(tmp_path):
     r = _run(["--results", str(results), "--output", str(out), "--data-dir", str(data), "--seed", "3"])
     assert r.exit_code == 0, r.output
     rows = _rows(out)
-    assert list(rows[0])[:10] == ["video_path", "quality_score", "filename", "machine_type", "score", "status",
-                                  "assessment", "folder", "file_id", "patient_id"]
-    keys = {Path(row["source_path"]).relative_to(data.resolve()).as_posix().split("/", 1)[1]: row for row in rows}
+    assert list(rows[0])[:10] == [
+        "video_path",
+        "quality_score",
+        "filename",
+        "machine_type",
+        "score",
+        "status",
+        "assessment",
+        "folder",
+        "file_id",
+        "patient_id",
+    ]
+    keys = {
+        Path(row["source_path"]).relative_to(data.resolve()).as_posix().split("/", 1)[1]: row for row in rows
+    }
     assert {k for k, v in keys.items() if v["quality_score"] == "1"} == fx.HQ
     assert {k for k, v in keys.items() if v["quality_score"] == "0"} == fx.LQ
     names = [row["filename"] for row in rows]
@@ -136,10 +150,14 @@ def test_human_labels_override_and_add(tmp_path):
         "epiq7c-P1/a4,\n"  # unlabelled review row: ignored
     )
     out = tmp_path / "td"
-    r = _run(["--results", str(results), "--output", str(out), "--data-dir", str(data), "--labels", str(labels)])
+    r = _run(
+        ["--results", str(results), "--output", str(out), "--data-dir", str(data), "--labels", str(labels)]
+    )
     assert r.exit_code == 0, r.output
     rows = {Path(row["source_path"]).relative_to(data.resolve()).as_posix(): row for row in _rows(out)}
-    assert rows["epiq7c-P1/a1"]["quality_score"] == "0" and rows["epiq7c-P1/sub/a1"]["label_source"] == "pseudo"
+    assert (
+        rows["epiq7c-P1/a1"]["quality_score"] == "0" and rows["epiq7c-P1/sub/a1"]["label_source"] == "pseudo"
+    )
     assert rows["epiq7c-P1/a1"]["quality_score"] == "0" and rows["epiq7c-P1/a1"]["label_source"] == "human"
     assert rows["epiq7c-P1/a3"]["quality_score"] == "1" and rows["epiq7c-P1/a3"]["label_source"] == "human"
     assert rows["vivide95-P2/b4"]["label_source"] == "human"
@@ -151,8 +169,19 @@ def test_human_labels_override_and_add(tmp_path):
     assert info["human_labels"]["human_labelled_but_skipped_by_inference"] == 1
     # only the human labels
     out2 = tmp_path / "td2"
-    r = _run(["--results", str(results), "--output", str(out2), "--data-dir", str(data), "--labels", str(labels),
-              "--no-pseudo-labels"])
+    r = _run(
+        [
+            "--results",
+            str(results),
+            "--output",
+            str(out2),
+            "--data-dir",
+            str(data),
+            "--labels",
+            str(labels),
+            "--no-pseudo-labels",
+        ]
+    )
     assert r.exit_code == 0, r.output
     assert {row["label_source"] for row in _rows(out2)} == {"human"} and len(_rows(out2)) == 3
 
@@ -160,7 +189,9 @@ def test_human_labels_override_and_add(tmp_path):
 def test_review_queue_picks_scores_nearest_the_pass_threshold(tmp_path):
     data, results = fx.build(tmp_path)
     out = tmp_path / "td"
-    r = _run(["--results", str(results), "--output", str(out), "--data-dir", str(data), "--review-queue", "3"])
+    r = _run(
+        ["--results", str(results), "--output", str(out), "--data-dir", str(data), "--review-queue", "3"]
+    )
     assert r.exit_code == 0, r.output
     with (out / "review_queue.csv").open() as fh:
         q = list(csv.DictReader(fh))
@@ -172,14 +203,46 @@ def test_review_queue_picks_scores_nearest_the_pass_threshold(tmp_path):
     labelled.write_text((out / "review_queue.csv").read_text().replace(",,", ",1,"))
     records, _ = load_results(results)
     assert len(records) == len(fx.ROWS)
-    r = _run(["--results", str(results), "--output", str(tmp_path / "td3"), "--data-dir", str(data), "--labels",
-              str(labelled)])
+    r = _run(
+        [
+            "--results",
+            str(results),
+            "--output",
+            str(tmp_path / "td3"),
+            "--data-dir",
+            str(data),
+            "--labels",
+            str(labelled),
+        ]
+    )
     assert r.exit_code == 0, r.output
     assert sum(row["label_source"] == "human" for row in _rows(tmp_path / "td3")) == 3
 
 
 def test_bad_thresholds_are_usage_errors(tmp_path):
     data, results = fx.build(tmp_path)
-    r = _run(["--results", str(results), "--output", str(tmp_path / "o"), "--high-quality-threshold", "0.1",
-              "--low-quality-threshold", "0.2"])
+    r = _run(
+        [
+            "--results",
+            str(results),
+            "--output",
+            str(tmp_path / "o"),
+            "--high-quality-threshold",
+            "0.1",
+            "--low-quality-threshold",
+            "0.2",
+        ]
+    )
     assert r.exit_code == 2
+
+
+def test_relative_paths_resolved_from_run_info_data_dir(tmp_path):
+    data, results = fx.build(tmp_path)
+    text = (results / "results.csv").read_text().replace(str(data), "moved/raw")  # paths no longer valid
+    (results / "results.csv").write_text(text)
+    (results / "run_info.json").write_text(json.dumps({"data_dir": str(data)}))
+    out = tmp_path / "td"
+    r = _run(["--results", str(results), "--output", str(out)])
+    assert r.exit_code == 0, r.output
+    info = json.loads((out / "dataset_analysis.json").read_text())
+    assert info["files_copied"] == 7 and info["missing_files"] == 0

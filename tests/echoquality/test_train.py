@@ -14,7 +14,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
@@ -47,8 +46,23 @@ def workflow(tmp_path_factory):
     torch.manual_seed(0)
     init = root / "random_tiny.pt"
     torch.save(build_model("tiny").state_dict(), init)
-    r = _invoke(["infer", "--data-dir", str(raw), "--output", str(root / "results"), "--weights", str(init),
-                 "--device", "cpu", "--workers", "0", "--no-plots", "--quiet"])
+    r = _invoke(
+        [
+            "infer",
+            "--data-dir",
+            str(raw),
+            "--output",
+            str(root / "results"),
+            "--weights",
+            str(init),
+            "--device",
+            "cpu",
+            "--workers",
+            "0",
+            "--no-plots",
+            "--quiet",
+        ]
+    )
     assert r.exit_code == 0, r.output
     # 2. the training set: human labels (ground truth of the synthetic cines) through prepare-data
     labels = root / "labels.csv"
@@ -59,36 +73,93 @@ def workflow(tmp_path_factory):
             if rec.label is not None and not rec.expected_skip_reason:
                 w.writerow([rec.relative_path, rec.label])
     td = root / "training_data"
-    r = _invoke(["prepare-data", "--results", str(root / "results"), "--output", str(td), "--data-dir", str(raw),
-                 "--labels", str(labels), "--no-pseudo-labels"])
+    r = _invoke(
+        [
+            "prepare-data",
+            "--results",
+            str(root / "results"),
+            "--output",
+            str(td),
+            "--data-dir",
+            str(raw),
+            "--labels",
+            str(labels),
+            "--no-pseudo-labels",
+        ]
+    )
     assert r.exit_code == 0, r.output
     # 3. train the tiny network from scratch, tracked in a temporary MLflow store
-    cfg = {"train": {"learning_rate": 1e-3, "early_stopping_patience": 10, "experiment_name": "test_echo",
-                     "tracking_uri": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"}}
+    cfg = {
+        "train": {
+            "learning_rate": 1e-3,
+            "early_stopping_patience": 10,
+            "experiment_name": "test_echo",
+            "tracking_uri": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+        }
+    }
     (root / "mlruns").mkdir()
     (root / "train.yaml").write_text(yaml.safe_dump(cfg))
     out = root / "model"
-    r = _invoke(["train", "--config", str(root / "train.yaml"), "--annotations", str(td / "echo_annotations.csv"),
-                 "--output", str(out), "--arch", "tiny", "--epochs", "16", "--batch-size", "8", "--seed", "7",
-                 "--cache-dir", str(root / "cache"), "--device", "cpu"])
+    r = _invoke(
+        [
+            "train",
+            "--config",
+            str(root / "train.yaml"),
+            "--annotations",
+            str(td / "echo_annotations.csv"),
+            "--output",
+            str(out),
+            "--arch",
+            "tiny",
+            "--epochs",
+            "16",
+            "--batch-size",
+            "8",
+            "--seed",
+            "7",
+            "--cache-dir",
+            str(root / "cache"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert r.exit_code == 0, r.output
     print(r.output)
-    return {"root": root, "raw": raw, "records": records, "td": td, "out": out, "cache": root / "cache", "log": r.output}
+    return {
+        "root": root,
+        "raw": raw,
+        "records": records,
+        "td": td,
+        "out": out,
+        "cache": root / "cache",
+        "log": r.output,
+    }
 
 
 def test_trained_tiny_model_separates_good_from_poor(workflow):
     out = workflow["out"]
     metrics = json.loads((out / "metrics.json").read_text())
     test = metrics["test"]
-    print(f"\nsplit {metrics['split_sizes']}, best epoch {metrics['best_epoch']}/{metrics['epochs_run']}, "
-          f"test ROC AUC {test['roc_auc']:.3f}, PR AUC {test['pr_auc']:.3f}, "
-          f"acc@0.5 {test['at']['0.5']['accuracy']:.3f}, acc@0.3 {test['at']['0.3']['accuracy']:.3f}")
+    print(
+        f"\nsplit {metrics['split_sizes']}, best epoch {metrics['best_epoch']}/{metrics['epochs_run']}, "
+        f"test ROC AUC {test['roc_auc']:.3f}, PR AUC {test['pr_auc']:.3f}, "
+        f"acc@0.5 {test['at']['0.5']['accuracy']:.3f}, acc@0.3 {test['at']['0.3']['accuracy']:.3f}"
+    )
     assert metrics["split_sizes"]["test"] >= 8
     assert test["roc_auc"] >= 0.9
     assert set(test["at"]) == {"0.5", "0.3"}
     assert len(metrics["history"]) == metrics["epochs_run"]
-    for name in ("best_model.pt", "last.pt", "config.yaml", "splits.csv", "skipped_files.json",
-                 "test_roc_curve.png", "test_pr_curve.png", "test_confusion_matrix.png", "training_history.png"):
+    for name in (
+        "best_model.pt",
+        "last.pt",
+        "config.yaml",
+        "splits.csv",
+        "skipped_files.json",
+        "test_roc_curve.png",
+        "test_pr_curve.png",
+        "test_confusion_matrix.png",
+        "training_history.png",
+    ):
         assert (out / name).is_file(), name
     # patient-grouped split
     with (out / "splits.csv").open() as fh:
@@ -107,8 +178,23 @@ def test_best_model_loads_in_infer(workflow):
     assert "fc.weight" in sd  # a plain state_dict
     assert "not the reference" in json.loads((out / "best_model.pt.json").read_text())["weights_note"]
     res = root / "results_trained"
-    r = _invoke(["infer", "--data-dir", str(raw), "--output", str(res), "--weights", str(out / "best_model.pt"),
-                 "--device", "cpu", "--workers", "0", "--no-plots", "--quiet"])
+    r = _invoke(
+        [
+            "infer",
+            "--data-dir",
+            str(raw),
+            "--output",
+            str(res),
+            "--weights",
+            str(out / "best_model.pt"),
+            "--device",
+            "cpu",
+            "--workers",
+            "0",
+            "--no-plots",
+            "--quiet",
+        ]
+    )
     assert r.exit_code == 0, r.output
     truth = {rec.relative_path: rec.label for rec in workflow["records"]}
     with (res / "results.csv").open() as fh:
@@ -203,13 +289,19 @@ def test_corrupt_and_missing_files_reported_and_skipped(workflow, tmp_path):
     corrupt.write_bytes(good.read_bytes()[:2000])  # truncated DICOM
     extra = [
         {"video_path": str(corrupt), "quality_score": "1", "patient_id": "SYN0001", "label_source": "human"},
-        {"video_path": str(tmp_path / "gone.dcm"), "quality_score": "0", "patient_id": "SYN0002",
-         "label_source": "human"},
+        {
+            "video_path": str(tmp_path / "gone.dcm"),
+            "quality_score": "0",
+            "patient_id": "SYN0002",
+            "label_source": "human",
+        },
     ]
     ann = _subset(workflow, tmp_path, extra_rows=extra)
     n_rows = sum(1 for _ in csv.DictReader(ann.open()))
     # batch size 1: every batch is a single clip (no squeeze bug)
-    result = train(_cfg(workflow, ann, tmp_path / "o", epochs=1, batch_size=1, use_cache=False), log=lambda *a: None)
+    result = train(
+        _cfg(workflow, ann, tmp_path / "o", epochs=1, batch_size=1, use_cache=False), log=lambda *a: None
+    )
     skipped = json.loads((tmp_path / "o" / "skipped_files.json").read_text())
     assert {s["video_path"] for s in skipped} == {str(corrupt), str(tmp_path / "gone.dcm")}
     assert all(s["reason"] and s["detail"] for s in skipped)
@@ -234,11 +326,15 @@ def test_trainable_layers_by_name(workflow, tmp_path):
     init = tmp_path / "init.pt"
     torch.save(build_model("tiny").state_dict(), init)
     ann = _subset(workflow, tmp_path, n_patients=3)
-    train(_cfg(workflow, ann, tmp_path / "ft", epochs=1, weights=str(init), trainable_layers=("layer4",)),
-          log=lambda *a: None)
+    train(
+        _cfg(workflow, ann, tmp_path / "ft", epochs=1, weights=str(init), trainable_layers=("layer4",)),
+        log=lambda *a: None,
+    )
     before = torch.load(init, weights_only=True)
     after = torch.load(tmp_path / "ft" / "last.pt", weights_only=False)["model"]
-    changed = {k.split(".")[0] for k in before if k.endswith("weight") and not torch.equal(before[k], after[k])}
+    changed = {
+        k.split(".")[0] for k in before if k.endswith("weight") and not torch.equal(before[k], after[k])
+    }
     assert changed == {"layer4", "fc"}
 
 
@@ -259,7 +355,16 @@ def test_training_without_mlflow_module(workflow, tmp_path, monkeypatch):
 
 
 def test_cli_usage_errors(tmp_path):
-    r = runner.invoke(app, ["train", "--annotations", str(tmp_path / "none.csv"), "--output", str(tmp_path / "o"),
-                            "--no-mlflow"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--annotations",
+            str(tmp_path / "none.csv"),
+            "--output",
+            str(tmp_path / "o"),
+            "--no-mlflow",
+        ],
+    )
     assert r.exit_code == 2 and "prepare-data" in r.output
     shutil.rmtree(tmp_path / "o", ignore_errors=True)

@@ -704,3 +704,14 @@ def test_web_pages_render_and_use_no_external_assets(loaded):
         assert r.status_code == 200 and "https://" not in r.text and "http://" not in r.text
     assert "approve" in client.get(f"/ui/review/{mid}").text.lower()
     assert client.get("/ui/review/99999").status_code == 404
+
+
+def test_api_docs_are_served_locally(client):
+    pytest.importorskip(
+        "swagger_ui_bundle", reason="swagger-ui-bundle-v2 not installed (docs then use a CDN)"
+    )
+    html = client.get("/docs").text
+    refs = re.findall(r'(?:src|href)="([^"]*)"', html) + re.findall(r"url: '([^']*)'", html)
+    assert "/docs-assets/swagger-ui-bundle.js" in refs and all(r.startswith("/") for r in refs), refs
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/docs-assets/swagger-ui.css").status_code == 200

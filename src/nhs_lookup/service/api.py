@@ -186,8 +186,11 @@ def create_app(settings: ServiceSettings | None = None, *, engine: EngineLike | 
         "uncertain mappings and export an approved mapping table. Write endpoints need the "
         "`X-API-Key` header when the server was started with an API key.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     _install_error_handlers(app)
+    _install_docs(app)
 
     # ------------------------------------------------------------------ basics
     @app.get("/health", tags=["service"])
@@ -432,6 +435,36 @@ def create_app(settings: ServiceSettings | None = None, *, engine: EngineLike | 
 
 
 # ------------------------------------------------------------------ helpers
+def _install_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs, from local files when the ``swagger-ui-bundle-v2`` package is installed
+    (works offline); otherwise FastAPI's default page, which loads Swagger UI from a CDN."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        swagger_ui_path = None
+    if swagger_ui_path is not None:
+        app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+        js, css = "/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"
+    else:
+        log.info("swagger-ui-bundle-v2 not installed: /docs loads Swagger UI from a CDN")
+        js = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"
+        css = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API docs",
+            swagger_js_url=js,
+            swagger_css_url=css,
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     """Clear JSON errors; never a stack trace to the client."""
 
