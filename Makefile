@@ -72,6 +72,8 @@ demo: setup
 benchmarks: setup
 	$(PYTHON) benchmarks/inference.py
 	$(PYTHON) benchmarks/lookup.py
+	$(PYTHON) benchmarks/train.py
+	$(PYTHON) benchmarks/api.py
 
 clean-venv:
 	rm -rf $(VENV)

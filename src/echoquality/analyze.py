@@ -145,8 +145,8 @@ def write_plots(
     data = [[r.score for r in records if r.score is not None and r.machine_type == m] for m in machines]
     if data:
         ax.hist(data, bins=bins, label=machines, stacked=True)
-        ax.legend(title="machine type", fontsize=8)
-    ax.axvline(threshold, color="red", linestyle="--", label=f"threshold {threshold}")
+    ax.axvline(threshold, color="red", linestyle="--", label=f"PASS threshold {threshold:g}")
+    ax.legend(title="machine type", fontsize=8)
     ax.set_xlabel("quality score")
     ax.set_ylabel("files")
     ax.set_title("Score distribution per machine type")

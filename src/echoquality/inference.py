@@ -471,6 +471,7 @@ def run_inference(
         counts["scored"] += n
         bar.advance(task, n)
 
+    t_loop = time.perf_counter()
     try:
         with bar:
             task = bar.add_task("scoring", total=len(jobs), info="")
@@ -492,6 +493,7 @@ def run_inference(
             bar.update(task, info=f"scored {counts['scored']}, skipped {counts['skipped']}")
     finally:
         flush()  # whatever finished survives an interruption
+    scoring_s = time.perf_counter() - t_loop
 
     folder_results = []
     for name, files in folders.items():
@@ -512,6 +514,8 @@ def run_inference(
         device=str(device),
         newly_scored=len(jobs),
         reused=reused,
+        scoring_s=scoring_s,
+        scored_this_run=counts["scored"],
     )
     write_run_outputs(summary, write_csv=icfg.write_csv)
     if icfg.write_plots:
@@ -538,6 +542,7 @@ def run_inference(
         "files_processed_this_run": len(jobs),
         "files_scored_this_run": counts["scored"],
         "files_reused": reused,
+        "scoring_s": round(scoring_s, 3),
         "force": force,
         "clean": clean,
         "versions": package_versions(

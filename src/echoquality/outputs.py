@@ -230,6 +230,8 @@ class InferenceSummary:
     newly_scored: int = 0  # files preprocessed + scored (or newly skipped) in this run
     reused: int = 0  # files taken from the cache of an earlier run
     elapsed_s: float = 0.0
+    scoring_s: float = 0.0  # wall time of the decode + forward loop alone
+    scored_this_run: int = 0
 
     @property
     def files(self) -> list[FileResult]:
@@ -350,7 +352,9 @@ def score_histogram(scores: Sequence[float], threshold: float, title: str) -> An
     ax.set_ylabel("files")
     ax.set_title(title)
     ax.legend(loc="upper left")
-    fig.subplots_adjust(left=0.09, right=0.97, top=0.92, bottom=0.11)  # fixed margins: faster than tight_layout
+    fig.subplots_adjust(
+        left=0.09, right=0.97, top=0.92, bottom=0.11
+    )  # fixed margins: faster than tight_layout
     return fig
 
 

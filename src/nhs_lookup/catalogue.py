@@ -304,8 +304,8 @@ _FSN_TAG = re.compile(r"\s*\((procedure|regime/therapy|qualifier value)\)\s*$", 
 
 def _parse_entry(entry: CatalogueEntry) -> tuple[CatalogueEntry, ParsedName, ParsedName | None]:
     vocab = default_vocabulary()
-    pn = parse_name(entry.name, None, vocab)
-    pf = parse_name(_FSN_TAG.sub("", entry.fsn), None, vocab) if entry.fsn else None
+    pn = parse_name(entry.name, None, vocab, catalogue_row=True)
+    pf = parse_name(_FSN_TAG.sub("", entry.fsn), None, vocab, catalogue_row=True) if entry.fsn else None
     c = pn.components
     modality = c.modality if pn.modality_source in ("text", "hint") else None
     if modality is None and pf is not None:

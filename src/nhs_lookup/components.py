@@ -20,6 +20,9 @@ MODALITY_PHRASES_NOT_CONTENT = (
     "plain film",
     "positron emission tomography",
 )
+# Modality words that also name a distinct procedure (SPECT vs planar, tomosynthesis vs 2D mammogram,
+# HRCT vs CT chest): they stay identity-bearing so a row adding one is "more specific" than the name.
+PROCEDURE_MODALITY_WORDS = frozenset({"spect", "tomosynthesis", "hrct", "fdg"})  # fdg: the PET tracer
 LEADING_MODALITIES = frozenset({"CT", "MRI", "US"})
 # Anatomy implied by a modality when the name states none ("Bilateral Mammograms" is of the breasts).
 IMPLIED_ANATOMY = {"MG": ("breast",), "PET": ("whole body",)}
@@ -96,6 +99,10 @@ def _modality(
             return hits[0][2], "text"
         # "US guided ..." / "CT guided ...": the guidance modality wins over IR words.
         ranked = [m for m in vocab.modality_precedence if m in found]
+        code = vocab.modality_of_code(modality_code)
+        if {"MG", "US"} <= found and code in ("MG", "US"):
+            # "Mamm US Breast": the breast-service word and ultrasound both stated; the RIS code decides.
+            return code, "text"
         if "IR" in found and len(found) > 1:
             ranked = [m for m in ranked if m != "IR"]
         if "FL" in found and "XR" in found:
@@ -153,6 +160,22 @@ def _technique(tokens: list[str], vocab: Vocabulary) -> tuple[str, ...]:
     return tuple(sorted({v for _, _, v in _find_phrases(tokens, vocab.techniques)}))
 
 
+def _concept_tokens(tokens: list[str], vocab: Vocabulary) -> list[str]:
+    """Tokens with multi-word anatomy terms joined ("upper limb" -> "upper_limb"): one concept counts
+    once in coverage and specificity, so "Upper limb" is not "more specific" than "Hip"."""
+    hits = _find_phrases(tokens, _vocab_maps(vocab)[0], max_len=4)
+    if not hits:
+        return tokens
+    out: list[str] = []
+    pos = 0
+    for start, end, value in hits:
+        out.extend(tokens[pos:start])
+        out.append(value)
+        pos = end
+    out.extend(tokens[pos:])
+    return out
+
+
 def _transabdominal(tokens: list[str]) -> list[str]:
     """ "Pelvis & TV": a transvaginal scan *in addition* to the standard transabdominal pelvic scan."""
     if "tv" not in tokens or "ta" in tokens or "pelvis" not in tokens:
@@ -177,7 +200,7 @@ def _implied_anatomy(
             continue
         if rule.ris_codes and code_modality not in rule.ris_codes:
             continue
-        if rule.words and not rule.words & present:
+        if rule.words and not rule.words & present or rule.unless & present:
             continue
         if not set(anatomy) <= rule.only_with:
             continue
@@ -206,12 +229,21 @@ def parse_name(
     modality_code: str | None = None,
     vocab: Vocabulary | None = None,
     lexicon: frozenset[str] | None = None,
+    *,
+    catalogue_row: bool = False,
 ) -> ParsedName:
-    """Parse an exam name (or catalogue name) into :class:`ParsedName`."""
+    """Parse an exam name (or, with ``catalogue_row``, a catalogue name or FSN) into :class:`ParsedName`.
+
+    Catalogue rows define their procedure exactly, so booking-practice inferences (a RIS "PET" booking
+    is a PET-CT) apply to exam names only."""
     vocab = vocab or default_vocabulary()
     tokens = _transabdominal(normalize_tokens(text, vocab, lexicon))
     raw_tokens = tokenize(strip_noise(text, vocab))
     modality, source = _modality(tokens, vocab, modality_code)
+    if modality == "PET" and "pet" not in tokens:
+        tokens = [*tokens, "pet"]  # "PSMA scan" booked as PET is a PET study
+    if not catalogue_row and modality == "PET" and not {"ct", "mri"} & set(tokens):
+        tokens = [*tokens, "ct", "hybridct"]  # stand-alone PET scanners are retired: a PET booking is PET-CT
     if modality == "PET" and not PET_TRACERS & set(tokens):
         tokens = [*tokens, "fdg"]
     anatomy = _anatomy(tokens, vocab)
@@ -219,12 +251,21 @@ def parse_name(
     if extra:
         tokens = [*tokens, *extra.split()]
         anatomy = _anatomy(tokens, vocab)
+    if modality == "US" and "graft" in tokens and not {"stent", "stentgraft"} & set(tokens):
+        # Ultrasound of a (bypass) graft is graft surveillance: a duplex Doppler study by definition.
+        tokens = [*tokens, *(w for w in ("surveillance", "doppler") if w not in tokens)]
+    if (
+        modality in vocab.doppler_modalities
+        and vocab.doppler_anatomy & set(anatomy)
+        and "doppler" not in tokens
+    ):
+        tokens = [*tokens, "doppler"]
     laterality, implied = _laterality(tokens, raw_tokens, vocab)
     clean = " ".join(tokens)
     context = frozenset(g for g, words in vocab.context_groups.items() if words & set(tokens))
     content = frozenset(
         t
-        for t in tokens
+        for t in _concept_tokens(tokens, vocab)
         if t not in STRUCTURAL_WORDS and t not in vocab.context_words and t not in _modality_words(vocab)
     )
     anatomy = anatomy or IMPLIED_ANATOMY.get(modality or "", ())
@@ -241,11 +282,21 @@ def parse_name(
     unspecific = (
         not content and not anatomy and not comps.technique and bool(vocab.unspecific_words & set(raw_tokens))
     )
-    neutral = bool(_find_phrases(tokens, {t: t for t in vocab.interventional_neutral}, max_len=3))
+    neutral = bool(_find_phrases(tokens, _vocab_maps(vocab)[1], max_len=3))
     return ParsedName(comps, tuple(tokens), source, implied, context, content, unspecific, neutral)
 
 
 _MOD_WORDS: dict[int, frozenset[str]] = {}
+_MAPS: dict[int, tuple[dict[str, str], dict[str, str]]] = {}
+
+
+def _vocab_maps(vocab: Vocabulary) -> tuple[dict[str, str], dict[str, str]]:
+    """(multi-word anatomy -> joined concept token, interventional-neutral phrases), per vocabulary."""
+    key = id(vocab)
+    if key not in _MAPS:
+        joined = {t: t.replace(" ", "_") for t in vocab.anatomy if " " in t}
+        _MAPS[key] = (joined, {t: t for t in vocab.interventional_neutral})
+    return _MAPS[key]
 
 
 def _modality_words(vocab: Vocabulary) -> frozenset[str]:
@@ -253,8 +304,7 @@ def _modality_words(vocab: Vocabulary) -> frozenset[str]:
     if key not in _MOD_WORDS:
         words: set[str] = set()
         for phrase in vocab.modality_strong:
-            # A word that also names a technique (SPECT, tomosynthesis, HRCT) identifies the procedure.
-            if len(phrase.split()) == 1 and phrase not in vocab.techniques:
+            if len(phrase.split()) == 1 and phrase not in PROCEDURE_MODALITY_WORDS:
                 words.add(phrase)
         words.update({"xray", "fluoro", "mri", "ct", "us", "nm"})
         # "II" / image intensifier is theatre fluoroscopy: the modality, not the procedure.

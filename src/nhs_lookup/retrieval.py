@@ -25,6 +25,7 @@ from nhs_lookup.semantic import SemanticBackend, make_backend
 from nhs_lookup.vocab import Vocabulary, default_vocabulary
 
 RETRIEVE_K = 120
+ANCESTOR_ANATOMY = 0.5  # anatomy score of a row naming only regions that contain the stated part
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int8)
 
 
@@ -36,6 +37,13 @@ def _binary(rows: list[set[str]] | list[tuple[str, ...]], vocab: dict[str, int])
         indptr.append(len(indices))
     data = np.ones(len(indices), dtype=np.float32)
     return sp.csr_matrix((data, indices, indptr), shape=(len(rows), len(vocab)))
+
+
+def _default_similarity() -> np.ndarray:
+    from nhs_lookup.config import ScoringConfig
+    from nhs_lookup.scoring import modality_matrix
+
+    return modality_matrix(ScoringConfig(modality_similarity={}))
 
 
 def _expand(anatomy: tuple[str, ...], vocab: Vocabulary) -> set[str]:
@@ -100,7 +108,9 @@ class CatalogueIndex:
         words: set[str] = set()
         all_tokens = []
         for p, pf in zip(catalogue.parsed, catalogue.parsed_fsn, strict=True):
-            toks = set(p.tokens) | (set(pf.tokens) if pf is not None else set())
+            toks = set(p.tokens) | set(p.content)
+            if pf is not None:
+                toks |= set(pf.tokens) | set(pf.content)
             all_tokens.append(toks)
             words.update(toks)
         word_vocab = {w: i for i, w in enumerate(sorted(words))}
@@ -169,7 +179,14 @@ class CatalogueIndex:
         q_exp_n = np.asarray(q_exp.sum(axis=1), dtype=np.float32)
         j_exact = inter_exact / np.maximum(q_exact_n + self.anat_exact_n[None, :] - inter_exact, 1.0)
         j_exp = inter_exp / np.maximum(q_exp_n + self.anat_exp_n[None, :] - inter_exp, 1.0)
-        anat = 0.6 * j_exact + 0.4 * j_exp
+        # A row whose region contains every stated part ("Lower limb" for "Femur") is a valid, less
+        # specific code: it must beat a sibling part ("Foot") that merely shares the parent region.
+        need = np.where(self.anat_exact_n > 0, self.anat_exact_n, np.inf).astype(np.float32)
+        contained = (q_exp @ self.anat_exact).toarray() >= need[None, :]
+        anat = j_exact
+        anat *= np.float32(0.6)
+        anat += np.float32(0.4) * j_exp
+        np.maximum(anat, np.float32(ANCESTOR_ANATOMY) * contained, out=anat)
         # Query without anatomy: no evidence either way; both empty: agreement.
         no_q = q_exact_n[:, 0] == 0
         anat[no_q, :] = np.where(self.anat_exact_n == 0, 0.8, 0.4)[None, :]
@@ -187,14 +204,18 @@ class CatalogueIndex:
         q_mod = np.array([MODALITIES.get(p.components.modality, 0) for p in parsed], dtype=np.int8)
         mod_eq = (self.modality[None, :] == q_mod[:, None]) & (q_mod[:, None] > 0)
         extra_all = np.maximum(self.name_words_n[None, :] - name_hits_all, np.float32(0.0))
-        retrieval = (
-            0.45 * lex
-            + 0.35 * sem
-            + 0.5 * anat
-            + 0.3 * coverage
-            + np.float32(0.4) * mod_eq
-            - 0.03 * extra_all
-        )
+        # A modality stated in the name makes rows of a dissimilar modality hard violations in scoring:
+        # keep them from taking candidate slots (vocabulary similarities; config overrides only soften).
+        stated = np.flatnonzero([p.modality_source == "text" for p in parsed])
+        retrieval = np.float32(0.45) * lex
+        retrieval += np.float32(0.35) * sem
+        retrieval += np.float32(0.5) * anat
+        retrieval += np.float32(0.3) * coverage
+        retrieval += np.float32(0.4) * mod_eq
+        retrieval -= np.float32(0.03) * extra_all
+        if len(stated):
+            incompatible = _default_similarity()[q_mod[stated]][:, self.modality] < 0.65
+            retrieval[stated] -= np.float32(0.6) * incompatible
         k = min(top_k, self.n)
         top = np.argpartition(-retrieval, k - 1, axis=1)[:, :k]
         out = []

@@ -48,6 +48,7 @@ class ImpliedAnatomy:
     ris_codes: frozenset[str] = frozenset()  # canonical modality of the RIS code (empty: any)
     only_with: frozenset[str] = frozenset()  # anatomy the name may already state (default: none)
     skip_modalities: frozenset[str] = frozenset()  # parsed modalities the rule never applies to
+    unless: frozenset[str] = frozenset()  # tokens that cancel the rule
 
 
 @dataclass
@@ -72,6 +73,8 @@ class Vocabulary:
     interventional: frozenset[str] = frozenset()
     interventional_neutral: frozenset[str] = frozenset()  # studies with intrinsic injection
     implied_anatomy: tuple[ImpliedAnatomy, ...] = ()
+    doppler_modalities: frozenset[str] = frozenset()  # vessel imaging by these modalities is Doppler
+    doppler_anatomy: frozenset[str] = frozenset()
     fingerprint: str = ""
 
     def ancestors(self, term: str) -> list[str]:
@@ -169,6 +172,7 @@ def load_vocabulary(data_dir: Path = DATA_DIR) -> Vocabulary:
                 ris_codes=frozenset(str(m) for m in spec.get("ris_codes") or []),
                 only_with=frozenset(_norm_phrase(a) for a in spec.get("only_with") or []),
                 skip_modalities=frozenset(str(m) for m in spec.get("skip_modalities") or []),
+                unless=frozenset(_norm_phrase(w) for w in spec.get("unless") or []),
             )
         )
     v.implied_anatomy = tuple(implied)
@@ -203,6 +207,9 @@ def load_vocabulary(data_dir: Path = DATA_DIR) -> Vocabulary:
     v.interventional = frozenset(
         _norm_phrase(t) for t in (tech.get("interventional") or {}).get("strong") or []
     )
+    dop = tech.get("implied_doppler") or {}
+    v.doppler_modalities = frozenset(str(m) for m in dop.get("modalities") or [])
+    v.doppler_anatomy = frozenset(_norm_phrase(a) for a in dop.get("anatomy") or [])
     v.interventional_neutral = frozenset(
         _norm_phrase(t) for t in (tech.get("interventional") or {}).get("neutral") or []
     )

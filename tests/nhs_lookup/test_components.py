@@ -100,3 +100,128 @@ def test_technique_and_interventional():
 )
 def test_non_clinical(name, reason):
     assert non_clinical_reason(name) == reason
+
+
+# --- second accuracy pass: context rules -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "expected"),
+    [
+        ("CT Lymphoma Restaging", "CT", {"chest", "abdomen", "pelvis"}),  # staging CT = CAP
+        ("CT Metastatic Carcinoma Staging C+", "CT", {"chest", "abdomen", "pelvis"}),
+        ("CT Neck Lymphoma", "CT", {"neck"}),  # a stated region is kept
+        ("CT Oncology Planning", "CT", set()),  # radiotherapy planning is not staging
+        ("MRI Melanoma", "MR", set()),  # the staging default is for CT only
+        ("US Guided Sentinel Node Injection Left", "Mamm", {"sentinel node", "breast"}),  # breast service
+        ("US Sentinel Node Injection Left", "NM", {"sentinel node"}),
+        ("US Axilla Left", "Mamm", {"axilla"}),  # a named part is not overridden
+        ("Bone Age Study", "XR", {"bone", "hand", "wrist"}),  # bone age = hand and wrist
+        ("XR Elbow Bone Age", "XR", {"bone", "elbow"}),
+    ],
+)
+def test_implied_anatomy(name, code, expected):
+    assert set(parse(name, code).anatomy) == expected
+
+
+def test_breast_service_rule_leaves_mammograms_alone():
+    p = parse_name("Mamm Diagnostic Left", "Mamm")
+    assert p.components.anatomy == ("breast",)
+    assert "breast" not in p.tokens  # MG implies breast without adding a content word
+
+
+@pytest.mark.parametrize(
+    ("name", "has_ta"),
+    [
+        ("US Pelvis Female & TV", True),
+        ("US Pelvis TA/TV", True),
+        ("US Pelvis Transabdominal and Transvaginal", True),
+        ("US Pelvis TV Only", False),
+        ("US Pelvis Extended TV & Renal", False),
+        ("US Obstetric & TV", False),  # the TA+TV pelvis rule needs a pelvis
+    ],
+)
+def test_pelvis_and_tv_means_transabdominal_plus_transvaginal(name, has_ta):
+    tokens = parse_name(name, "US").tokens
+    assert "tv" in tokens
+    assert ("ta" in tokens) is has_ta
+
+
+def test_sentinel_node_is_interventional_neutral():
+    assert parse_name("NM Sentinel Node Breast Right", "NM").interventional_neutral
+    assert parse_name("NM Lymphoscintigraphy Lower Limb", "NM").interventional_neutral
+    assert not parse_name("US Guided Biopsy Axilla", "US").interventional_neutral
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [("US Leg Veins Right", "US"), ("US Carotid Arteries", "US"), ("US Arm Vein L", "US")],
+)
+def test_ultrasound_of_vessels_is_doppler(name, code):
+    assert "doppler" in parse(name, code).technique
+
+
+def test_ct_of_vessels_is_not_doppler():
+    assert "doppler" not in parse("CT Aorta C+", "CT").technique
+
+
+def test_image_intensifier_is_modality_not_content():
+    p = parse_name("II Right Hand", "Other")
+    assert p.components.modality == "FL"
+    assert p.content == frozenset({"hand"})
+
+
+def test_multiword_anatomy_is_one_content_concept():
+    assert parse_name("Mobile image intensifier upper limb Rt").content == frozenset({"upper_limb"})
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "modality"),
+    [
+        ("Mamm US Breast Right", "US", "US"),  # breast-service word + US: the RIS code decides
+        ("Mamm US Breast Right", "Mamm", "MG"),
+        ("PSMA Scan", "PET", "PET"),
+        ("Tc99m PSMA SPECT", "NM", "NM"),  # a stated SPECT keeps it NM
+    ],
+)
+def test_modality_tie_breaks(name, code, modality):
+    assert parse(name, code).modality == modality
+
+
+def test_pet_booking_is_pet_ct_but_catalogue_rows_are_literal():
+    assert "ct" in parse_name("PET Scan Private Provider", "PET").tokens
+    assert "ct" not in parse_name("NM Whole body PET FDG", None, catalogue_row=True).tokens
+    assert "mri" in parse_name("PET MRI Liver", "PET").tokens
+    assert "ct" not in parse_name("PET MRI Liver", "PET").tokens
+
+
+@pytest.mark.parametrize(
+    ("name", "phrase"),
+    [
+        ("DXA", "bone densitometry dexa"),
+        ("Bone Density Scan", "bone densitometry dexa"),
+        ("NM VQ", "ventilation perfusion"),
+        ("MR TM Joints", "temporomandibular joint"),
+        ("CT Tib & Fib Left", "lower leg"),
+        ("Ba Swallow", "barium swallow"),
+        ("Modified Ba Swallow", "video swallow"),
+        ("CT Urography", "urogram"),
+        ("XR Shunt Series", "cerebro spinal fluid shunt"),
+        ("US Bypass Graft Surveillance", "graft surveillance doppler"),
+    ],
+)
+def test_new_abbreviations(name, phrase):
+    assert phrase in parse(name).clean_text
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "US Unable to contact patient",
+        "CT Unprocessed Order",
+        "US - No Imaging performed",
+        "Referred under wrong urgency category",
+    ],
+)
+def test_more_administrative_entries(name):
+    assert non_clinical_reason(name) == "administrative"

@@ -113,3 +113,42 @@ def test_gold_thresholds_on_shared_data(nhs_engine, shared_dir, name):
     rep = evaluate(nhs_engine, cases)
     assert rep.top1_accuracy >= 0.90, (name, rep.top1_accuracy)
     assert rep.top5_accuracy >= 0.97, (name, rep.top5_accuracy)
+
+
+# --- second accuracy pass: rules checked end to end on the real catalogue -----------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "expected"),
+    [
+        ("CT Lymphoma Staging", "CT", "CT Chest abdomen and pelvis"),
+        ("US Pelvis & TV", "US", "US Pelvis TA and transvaginal"),
+        ("NM Sentinel Node Lower Limb", "NM", "NM Sentinel node Loc and imaging"),
+        ("Sentinel Node Injection Left", "Mamm", "NM Sentinel node breast Loc imaging Lt"),
+        ("II Ureteroscopy Left", "Other", "Ureteroscopy Left"),
+        ("II Left Hand", "Other", "Mobile image intensifier upper limb Lt"),
+        ("II Right Femur", "Other", "Mobile image intensifier lower limb Rt"),
+        ("CT TAVI Work-up C+", "CT", "CT Angiography for TAVI workup"),
+        ("US Fem-Pop Bypass Graft Duplex", "US", "US Graft surveillance"),
+        ("US DD Bypass Graft Left Leg", "US", "US Graft artery lower limb Left"),
+        ("Mamm US Breast Left", "US", "US Breast Lt"),
+        ("Bone Age", "XR", "XR Hand and wrist for bone age"),
+        ("US Arm Veins Left", "US", "US Doppler upper limb veins Lt"),
+    ],
+)
+def test_second_pass_rules_on_nhs_catalogue(nhs_engine, name, code, expected):
+    r = nhs_engine.lookup(name, modality_code=code)
+    assert r.best is not None and r.best.entry.name == expected, [c.entry.name for c in r.candidates[:5]]
+
+
+def test_ancestor_region_beats_sibling_part(nhs_engine):
+    # No "CT Femur" row: the containing region (thigh / lower limb) is right, a sibling (foot) is not.
+    r = nhs_engine.lookup("CT Femur Left", modality_code="CT")
+    assert r.best is not None
+    assert set(r.best.entry.components.anatomy) & {"thigh", "lower limb", "femur"}
+
+
+def test_stated_modality_keeps_compatible_candidates(nhs_engine):
+    p = nhs_engine.prepare(ExamQuery("Radius/Ulna - Right (II)", "Other"))
+    first = [nhs_engine.catalogue.entries[i].components.modality for i in p.idx[:25]]
+    assert all(m in ("FL", "IR", None) for m in first), first

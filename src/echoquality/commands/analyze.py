@@ -67,9 +67,9 @@ def register(app: typer.Typer) -> None:
                 f"min {q['min']:.3f}  p25 {q['p25']:.3f}  median {q['median']:.3f}  p75 {q['p75']:.3f}  "
                 f"max {q['max']:.3f}"
             )
-        table = Table(title="Per machine type")
-        for col in ("machine type", "files", "scored", "pass %", "mean", *o.bands.keys()):
-            table.add_column(col, justify="right" if col != "machine type" else "left")
+        table = Table(title="Per machine type (bands: excellent/good/acceptable/poor/very poor/critical)")
+        for col in ("machine type", "files", "scored", "pass %", "mean", "bands"):
+            table.add_column(col, justify="right" if col != "machine type" else "left", no_wrap=True)
         for name, g in analysis.by_machine_type.items():
             table.add_row(
                 name,
@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
                 str(g.scored),
                 "-" if g.pass_rate is None else f"{g.pass_rate:.1f}",
                 "-" if g.mean_score is None else f"{g.mean_score:.3f}",
-                *(str(v) for v in g.bands.values()),
+                "/".join(str(v) for v in g.bands.values()),
             )
         console.print(table)
         ft = Table(title="Per folder")

@@ -53,7 +53,7 @@ def _labels_from_manifest(raw: Path, out: Path) -> int:
 def demo(
     workdir: Path = typer.Option(Path("demo_output/echo"), help="Folder for all demo inputs and outputs."),
     seed: int = typer.Option(0, help="Seed for data generation, sampling and training."),
-    epochs: int = typer.Option(8, help="Training epochs for the small demo network."),
+    epochs: int = typer.Option(16, help="Training epochs for the small demo network."),
     force: bool = typer.Option(True, "--force/--keep", help="Regenerate the demo folder's data and outputs."),
 ) -> None:
     """Generate synthetic echo DICOMs, score them, build a training set, train a small model, re-score."""
@@ -64,7 +64,9 @@ def demo(
     workdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    env.setdefault("MLFLOW_TRACKING_URI", (workdir / "mlruns").resolve().as_uri())
+    mlruns = (workdir / "mlruns").resolve()
+    mlruns.mkdir(parents=True, exist_ok=True)
+    env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{mlruns / 'mlflow.db'}")
     raw = workdir / "raw_data"
     force_flag = ["--force"] if force else []
 

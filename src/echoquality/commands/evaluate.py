@@ -19,10 +19,14 @@ def register(app: typer.Typer) -> None:
             ..., "--labels", help="CSV with columns path,label (1 good / 0 poor), e.g. from a cardiologist."
         ),
         data_root: Path | None = typer.Option(
-            None, "--data-root", help="Base folder for relative paths in --labels [the labels file's folder]."
+            None,
+            "--data-root",
+            help="Base folder for relative paths in --labels (default: the labels file's folder).",
         ),
         output: Path = typer.Option(Path("results/evaluation"), "--output", help="Report folder."),
-        threshold: float | None = typer.Option(None, "--threshold", help="PASS threshold [config, 0.3]."),
+        threshold: float | None = typer.Option(
+            None, "--threshold", help="PASS threshold (default: config, 0.3)."
+        ),
         bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% intervals."),
         seed: int = typer.Option(42, "--seed", help="Seed of the bootstrap."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),

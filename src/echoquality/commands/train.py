@@ -15,13 +15,13 @@ def register(app: typer.Typer) -> None:
         annotations: Path | None = typer.Option(
             None,
             "--annotations",
-            help="echo_annotations.csv from prepare-data [training_data/echo_annotations.csv].",
+            help="echo_annotations.csv from prepare-data (default: training_data/echo_annotations.csv).",
         ),
         data_root: Path | None = typer.Option(
-            None, "--data-root", help="Base folder for the CSV's video_path [the CSV's folder]."
+            None, "--data-root", help="Base folder for the CSV's video_path (default: the CSV's folder)."
         ),
         output: Path | None = typer.Option(
-            None, "--output", help="Where models and reports go [trained_models]."
+            None, "--output", help="Where models and reports go (default: trained_models)."
         ),
         weights: Path | None = typer.Option(
             None,
@@ -36,14 +36,14 @@ def register(app: typer.Typer) -> None:
             "--trainable",
             help="Layers to fine-tune: fc, layer4 (= layer4+fc), layer3 (= layer3+layer4+fc), ..., or all.",
         ),
-        epochs: int | None = typer.Option(None, "--epochs", help="Maximum epochs [20]."),
-        batch_size: int | None = typer.Option(None, "--batch-size", help="Clips per batch [8]."),
-        lr: float | None = typer.Option(None, "--lr", help="Adam learning rate [1e-4]."),
+        epochs: int | None = typer.Option(None, "--epochs", help="Maximum epochs (default: 20)."),
+        batch_size: int | None = typer.Option(None, "--batch-size", help="Clips per batch (default: 8)."),
+        lr: float | None = typer.Option(None, "--lr", help="Adam learning rate (default: 1e-4)."),
         seed: int | None = typer.Option(
-            None, "--seed", help="Seed for split, shuffling, augmentation, init [42]."
+            None, "--seed", help="Seed for split, shuffling, augmentation, init (default: 42)."
         ),
         cache_dir: Path | None = typer.Option(
-            None, "--cache-dir", help="Cache of preprocessed clips [training_data/clip_cache]."
+            None, "--cache-dir", help="Cache of preprocessed clips (default: training_data/clip_cache)."
         ),
         no_cache: bool = typer.Option(False, "--no-cache", help="Decode DICOM every epoch (no clip cache)."),
         no_augment: bool = typer.Option(False, "--no-augment", help="Train without augmentation."),
@@ -51,7 +51,9 @@ def register(app: typer.Typer) -> None:
             None, "--scheduler", help="plateau (ReduceLROnPlateau) or cosine."
         ),
         device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda."),
-        workers: int | None = typer.Option(None, "--workers", help="DataLoader worker processes [0]."),
+        workers: int | None = typer.Option(
+            None, "--workers", help="DataLoader worker processes (default: 0)."
+        ),
         resume: bool = typer.Option(
             False, "--resume", help="Continue an interrupted run from OUTPUT/last.pt."
         ),
@@ -124,6 +126,8 @@ def register(app: typer.Typer) -> None:
         except KeyboardInterrupt:
             console.print(f"[yellow]interrupted[/yellow]: continue with --resume --output {tc.output_dir}")
             raise typer.Exit(1) from None
+        if int(os.environ.get("RANK", "0")) != 0:
+            return  # torchrun: rank 0 reports
         t = result.test
         if t is not None:
             parts = [f"test ROC AUC {t.roc_auc:.3f}" if t.roc_auc is not None else "test ROC AUC n/a"]
