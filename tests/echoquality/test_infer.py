@@ -544,3 +544,23 @@ def test_gradcam_missing_module_is_a_clear_error(
         "--gradcam",
     )
     assert code == 2 and "--gradcam is not available" in _flat(output)
+
+
+def test_gradcam_with_the_real_module(
+    tmp_path: Path, synth_root: Path, synth_records, tiny_weights: Path
+) -> None:
+    pytest.importorskip("echoquality.gradcam", reason="echoquality.gradcam not available")
+    rec = _scorable(synth_records)[0]
+    data = tmp_path / "raw"
+    (data / rec.folder).mkdir(parents=True)
+    shutil.copy2(synth_root / rec.relative_path, data / rec.relative_path)
+    out = tmp_path / "out"
+    code, output = _infer(
+        "--data-dir", str(data), "--output", str(out), "--weights", str(tiny_weights),
+        "--workers", "0", "--gradcam", "--no-plots",
+    )  # fmt: skip
+    assert code == 0, output
+    gif = out / rec.folder / "gradcam" / f"{Path(rec.relative_path).name}_gradcam.gif"
+    with Image.open(gif) as img:
+        assert img.format == "GIF"
+        assert img.n_frames == min(rec.num_frames // 2 + rec.num_frames % 2, 16)

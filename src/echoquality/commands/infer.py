@@ -45,12 +45,11 @@ def infer(
 ) -> None:
     """Score every echo cine under DATA_DIR/<folder>/** and write results in the original tool's format.
 
-    Writes to the output folder: summary.json, results.csv, run_info.json, score_distribution.png,
-    pass_fail_distribution.png and per folder folder_summary.json, inference_results.json,
-    <folder>_failed_files.json and the two charts. Files that cannot be scored are listed with a reason.
-    Re-running scores only new or changed files (same weights and preprocessing); earlier results are never
-    deleted unless --force or --clean. Exit code 0 when the run completed (even with skipped files),
-    2 for usage errors (no/invalid weights, missing data folder).
+    Writes to the output folder: summary.json, results.csv, run_info.json and the charts score_distribution.png / pass_fail_distribution.png, plus per folder: folder_summary.json, inference_results.json, <folder>_failed_files.json and the charts. Files that cannot be scored are listed with a reason code and detail.
+
+    Re-running scores only new or changed files (same weights and preprocessing); earlier results are never deleted unless --force or --clean.
+
+    Exit code 0 when the run completed (even with skipped files); 2 for usage errors (no or invalid weights, missing data folder, output made with other weights).
     """
     from rich.console import Console
 

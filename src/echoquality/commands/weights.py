@@ -23,9 +23,9 @@ def download_weights_cmd(
 ) -> None:
     """Download model weights, verify the SHA-256, then move them into place (never a partial file).
 
-    The reference weights are not distributed with this project (their licence is undocumented): pass
-    the URL you were given. The download streams to a temporary file beside --output and is renamed only
-    after the hash matched. Exit 0 on success, 1 on download/hash errors, 2 on usage errors.
+    The reference weights are not distributed with this project (their licence is undocumented): pass the URL you were given. The download streams to a temporary file beside --output and is renamed only after the hash matched.
+
+    Exit 0 on success, 1 on download or hash errors.
     """
     from rich.console import Console
 
