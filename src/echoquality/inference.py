@@ -394,7 +394,7 @@ def run_inference(
             hit = cache.get(f.key)
             if hit is not None and hit.size == size and hit.mtime_ns == mtime:
                 if hit.score is not None:
-                    pass
+                    hit.status, hit.assessment = status_for(hit.score, threshold), assessment_for(hit.score)
                 results[name][f.key] = hit
                 reused += 1
             else:

@@ -279,8 +279,12 @@ def parse_name(
         non_clinical=non_clinical_reason(text, vocab),
         clean_text=clean,
     )
+    # Nothing left after noise removal ("Day Stay"), or only "miscellaneous"-type words: nothing to map.
     unspecific = (
-        not content and not anatomy and not comps.technique and bool(vocab.unspecific_words & set(raw_tokens))
+        not content
+        and not anatomy
+        and not comps.technique
+        and (not tokens or bool(vocab.unspecific_words & set(raw_tokens)))
     )
     neutral = bool(_find_phrases(tokens, _vocab_maps(vocab)[1], max_len=3))
     return ParsedName(comps, tuple(tokens), source, implied, context, content, unspecific, neutral)

@@ -168,7 +168,9 @@ def score(p: PreparedQuery, scoring: ScoringConfig) -> RankOutput:
         # Unstated laterality: a left/right-specific row is a guess the name does not support.
         total = total - UNSTATED_SIDE_PENALTY * ((p.cand_laterality[:k] == 1) | (p.cand_laterality[:k] == 2))
     total = np.maximum(total, 0.0) - HARD_PENALTY * hard
-    order = np.argsort(-total, kind="stable")
+    # Deterministic order whatever the retrieval path (single or batched sparse products can differ
+    # in the last float bits): score rounded to 1e-6, ties broken by catalogue row.
+    order = np.lexsort((p.idx[:k], -np.round(total, 6)))
     return RankOutput(
         order=order,
         scores=total[order],
