@@ -432,7 +432,7 @@ def print_summary(summary: InferenceSummary, console: Any) -> None:
         f"Pass rate: {s['overall_pass_rate']:.1f}% (threshold {summary.threshold:g})"
     )
     console.print(
-        f"Scored this run: {summary.newly_scored}   reused from earlier runs: {summary.reused}   "
+        f"Processed this run: {summary.newly_scored} ({summary.scored_this_run} scored)   reused from earlier runs: {summary.reused}   "
         f"device: {summary.device}   time: {summary.elapsed_s:.1f} s"
     )
     console.print(f"Results: {summary.output_dir}")

@@ -14,6 +14,20 @@ NO_WEIGHTS_HELP = """No model weights found. The quality model needs a weights f
 Looked for: --weights, $ECHOQUALITY_WEIGHTS, config inference.weights, weights/video_quality_model.pt"""
 
 
+def _sigterm_as_interrupt() -> None:
+    """Let SIGTERM (job schedulers, `timeout`) stop a run like Ctrl-C, so finished work is flushed."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def infer(
     data_dir: Path = typer.Option(
         None, "--data-dir", help="Folder with one sub-folder per study/device (default raw_data)."
@@ -91,6 +105,7 @@ def infer(
         err.print(f"[red]{NO_WEIGHTS_HELP}[/]")
         raise typer.Exit(2)
     icfg.weights = str(weights_path)
+    _sigterm_as_interrupt()
     try:
         summary = run_inference(
             cfg, weights=weights_path, force=force, clean=clean, progress=not quiet, console=console
@@ -103,6 +118,12 @@ def infer(
     except InferenceError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
+    except KeyboardInterrupt:
+        err.print(
+            "[yellow]interrupted:[/] files finished so far are kept in the output folder's cache; "
+            "run the same command again to continue"
+        )
+        raise typer.Exit(130) from None
     print_summary(summary, console)
     if summary.weights_note:
         console.print(f"[bold yellow]Note on the weights:[/] {summary.weights_note}")
