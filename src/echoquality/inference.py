@@ -13,7 +13,6 @@ spawned worker processes start fast and light.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -149,6 +148,96 @@ def preprocess_job(job: _Job, cfg: PreprocessConfig | None = None) -> _Outcome:
     return out
 
 
+class Prefetcher:
+    """Decode/preprocess *jobs* in worker processes, at most *max_in_flight* queued or running.
+
+    ``start()`` spawns the workers and submits the first jobs, so they can run while the caller is
+    still loading the model; iterating yields one outcome per job (completion order). While the consumer
+    runs a forward pass the submitted jobs keep decoding. A worker that dies (e.g. a decoder crash)
+    breaks the pool: it is restarted and the unfinished jobs retried; a job caught in three crashes is
+    reported as ``other_errors``. ``workers=0`` preprocesses inline, one job per iteration step.
+    """
+
+    def __init__(
+        self,
+        jobs: Sequence[_Job],
+        cfg: PreprocessConfig,
+        *,
+        workers: int,
+        max_in_flight: int,
+        start_method: str = "spawn",
+    ) -> None:
+        self.cfg, self.workers, self.start_method = cfg, workers, start_method
+        self.max_in_flight = max(max_in_flight, workers, 1)
+        self._queue = list(reversed(jobs))  # pop() from the end = original order
+        self._attempts: dict[int, int] = {}
+        self._pending: dict[cf.Future[_Outcome], _Job] = {}
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
+        ctx = multiprocessing.get_context(self.start_method)
+        return cf.ProcessPoolExecutor(
+            self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.cfg,)
+        )
+
+    def _fill(self) -> None:
+        assert self._pool is not None
+        while self._queue and len(self._pending) < self.max_in_flight:
+            job = self._queue.pop()
+            self._pending[self._pool.submit(preprocess_job, job)] = job
+
+    def start(self) -> Prefetcher:
+        if self.workers > 0 and self._pool is None:
+            self._pool = self._new_pool()
+            self._fill()
+        return self
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> Prefetcher:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[_Outcome]:
+        if self.workers <= 0:
+            while self._queue:
+                yield preprocess_job(self._queue.pop(), self.cfg)
+            return
+        self.start()
+        while self._queue or self._pending:
+            self._fill()
+            done, _ = cf.wait(list(self._pending), return_when=cf.FIRST_COMPLETED)
+            broken = False
+            for fut in done:
+                job = self._pending.pop(fut)
+                try:
+                    outcome = fut.result()
+                except cf.process.BrokenProcessPool:
+                    broken = True
+                    self._attempts[job.index] = self._attempts.get(job.index, 0) + 1
+                    if self._attempts[job.index] >= 3:
+                        yield _Outcome(job.index, reason="other_errors", detail="the decoder process crashed")
+                    else:
+                        self._queue.append(job)
+                    continue
+                if not broken:
+                    self._fill()  # keep the workers busy while the consumer handles this outcome
+                yield outcome
+            if broken:
+                for job in list(self._pending.values()):
+                    self._attempts[job.index] = self._attempts.get(job.index, 0) + 1
+                    self._queue.append(job)
+                self._pending.clear()
+                assert self._pool is not None
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._new_pool()
+
+
 def iter_preprocessed(
     jobs: Sequence[_Job],
     cfg: PreprocessConfig,
@@ -157,53 +246,9 @@ def iter_preprocessed(
     max_in_flight: int,
     start_method: str = "spawn",
 ) -> Iterator[_Outcome]:
-    """Yield one outcome per job (completion order), keeping at most *max_in_flight* jobs queued.
-
-    While the consumer runs a forward pass the submitted jobs keep decoding in the workers. A worker
-    that dies (e.g. a decoder crash) breaks the pool: the pool is restarted and the unfinished jobs are
-    retried; a job caught in three crashes is reported as ``other_errors``.
-    """
-    if workers <= 0:
-        for job in jobs:
-            yield preprocess_job(job, cfg)
-        return
-    max_in_flight = max(max_in_flight, workers)
-    queue = list(reversed(jobs))  # pop() from the end = original order
-    attempts: dict[int, int] = {}
-    ctx = multiprocessing.get_context(start_method)
-
-    def new_pool() -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg,))
-
-    pool = new_pool()
-    pending: dict[cf.Future[_Outcome], _Job] = {}
-    try:
-        while queue or pending:
-            while queue and len(pending) < max_in_flight:
-                job = queue.pop()
-                pending[pool.submit(preprocess_job, job)] = job
-            done, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
-            broken = False
-            for fut in done:
-                job = pending.pop(fut)
-                try:
-                    yield fut.result()
-                except cf.process.BrokenProcessPool:
-                    broken = True
-                    attempts[job.index] = attempts.get(job.index, 0) + 1
-                    if attempts[job.index] >= 3:
-                        yield _Outcome(job.index, reason="other_errors", detail="the decoder process crashed")
-                    else:
-                        queue.append(job)
-            if broken:
-                for job in list(pending.values()):
-                    attempts[job.index] = attempts.get(job.index, 0) + 1
-                    queue.append(job)
-                pending.clear()
-                pool.shutdown(wait=False, cancel_futures=True)
-                pool = new_pool()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    """One outcome per job, decoded in *workers* processes (see :class:`Prefetcher`)."""
+    with Prefetcher(jobs, cfg, workers=workers, max_in_flight=max_in_flight, start_method=start_method) as pf:
+        yield from pf
 
 
 # --------------------------------------------------------------------------- state (cache)
@@ -332,7 +377,13 @@ def run_inference(
     import torch
     from rich.console import Console
 
-    from echoquality.model import architecture_of, load_model, predict_scores, resolve_device
+    from echoquality.model import (
+        architecture_of,
+        load_state_dict_checked,
+        model_from_state_dict,
+        predict_scores,
+        resolve_device,
+    )
     from echoquality.provenance import package_versions
     from echoquality.weights import is_reference, sha256_of, weights_note
 
@@ -355,9 +406,9 @@ def run_inference(
 
     # Weights first: nothing is touched on disk unless they load.
     weights = Path(weights)
-    model = load_model(weights, device)
+    state_dict = load_state_dict_checked(weights)
     weights_sha = sha256_of(weights)
-    arch = architecture_of(model.state_dict())
+    arch = architecture_of(state_dict)
     note = weights_note(weights, weights_sha, arch)
     pre_hash = preprocess_signature(cfg.preprocess)
 
@@ -401,6 +452,22 @@ def run_inference(
                 jobs.append(_Job(len(jobs), str(f.path), name, want_clip=gradcam_fn is not None))
                 job_files.append(f)
 
+    # Start decoding in the workers now: their start-up overlaps with building the model.
+    batch_size = max(1, int(icfg.batch_size))
+    workers = max(0, int(icfg.num_workers))
+    max_in_flight = icfg.max_in_flight or (2 * batch_size + 2 * workers)
+    prefetcher = Prefetcher(
+        jobs, cfg.preprocess, workers=workers, max_in_flight=max_in_flight, start_method=icfg.start_method
+    )
+    if jobs:
+        prefetcher.start()
+    try:
+        model = model_from_state_dict(state_dict, device)
+    except BaseException:
+        prefetcher.close()
+        raise
+    del state_dict
+
     dirty: set[str] = set()
     last_flush = time.perf_counter()
 
@@ -440,9 +507,6 @@ def run_inference(
         console=console,
         disable=not progress,
     )
-    batch_size = max(1, int(icfg.batch_size))
-    workers = max(0, int(icfg.num_workers))
-    max_in_flight = icfg.max_in_flight or (2 * batch_size + 2 * workers)
     if jobs:
         console.print(
             f"Scoring {len(jobs)} file(s) ({reused} reused from earlier runs) on {device} "
@@ -475,23 +539,17 @@ def run_inference(
     try:
         with bar:
             task = bar.add_task("scoring", total=len(jobs), info="")
-            stream = iter_preprocessed(
-                jobs,
-                cfg.preprocess,
-                workers=workers,
-                max_in_flight=max_in_flight,
-                start_method=icfg.start_method,
-            )
-            with contextlib.closing(stream):
-                for outcome in stream:
-                    consume(outcome)
-                    bar.update(task, info=f"scored {counts['scored']}, skipped {counts['skipped']}")
-                    if time.perf_counter() - last_flush > FLUSH_EVERY_S:
-                        flush()
+            for outcome in prefetcher:
+                consume(outcome)
+                bar.update(task, info=f"scored {counts['scored']}, skipped {counts['skipped']}")
+                if time.perf_counter() - last_flush > FLUSH_EVERY_S:
+                    flush()
+            prefetcher.close()
             if batch:
                 end_batch()
             bar.update(task, info=f"scored {counts['scored']}, skipped {counts['skipped']}")
     finally:
+        prefetcher.close()
         flush()  # whatever finished survives an interruption
     scoring_s = time.perf_counter() - t_loop
 

@@ -265,13 +265,19 @@ def prepare_for_inference(model: nn.Module, device: str | torch.device) -> nn.Mo
     return model
 
 
-def load_model(weights: Path, device: str | torch.device = "cpu") -> nn.Module:
-    """Build the architecture the file belongs to, load it strictly, move to *device*, eval mode."""
+def model_from_state_dict(
+    state_dict: Mapping[str, torch.Tensor], device: str | torch.device = "cpu"
+) -> nn.Module:
+    """Build the architecture *state_dict* belongs to, load it strictly, move to *device*, eval mode."""
     dev = resolve_device(device) if isinstance(device, str) else device
-    state_dict = load_state_dict_checked(Path(weights), map_location="cpu")
     model = build_model(architecture_of(state_dict))
     model.load_state_dict(state_dict, strict=True)
     return prepare_for_inference(model, dev)
+
+
+def load_model(weights: Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Load and validate a weights file into its architecture on *device*, eval mode."""
+    return model_from_state_dict(load_state_dict_checked(Path(weights), map_location="cpu"), device)
 
 
 def resolve_weights_path(cli_value: str | os.PathLike[str] | None) -> Path | None:
