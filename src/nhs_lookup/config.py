@@ -113,10 +113,8 @@ def config_from_dict(data: dict[str, Any] | None) -> LookupConfig:
     return _build(LookupConfig, data, "config")
 
 
-def load_config(path: str | Path | None = None) -> LookupConfig:
-    """Load a YAML config; missing keys keep their defaults. ``None`` gives the defaults."""
-    if path is None:
-        return LookupConfig()
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping, with clear errors for missing or malformed files."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"config file not found: {p}")
@@ -126,7 +124,14 @@ def load_config(path: str | Path | None = None) -> LookupConfig:
         raise ValueError(f"config file {p} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ValueError(f"config file {p} must contain a mapping at the top level")
-    return config_from_dict(data)
+    return data
+
+
+def load_config(path: str | Path | None = None) -> LookupConfig:
+    """Load a YAML config; missing keys keep their defaults. ``None`` gives the defaults."""
+    if path is None:
+        return LookupConfig()
+    return config_from_dict(read_yaml_mapping(path))
 
 
 def save_config(config: LookupConfig, path: str | Path) -> None:

@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from nhs_lookup.config import LookupConfig, config_from_dict
+from nhs_lookup.config import LookupConfig, config_from_dict, read_yaml_mapping
 
 DEFAULT_DB_URL = "sqlite:///nhs_lookup_service.db"
 API_KEY_ENV = "NHS_LOOKUP_API_KEY"
@@ -78,14 +76,6 @@ def review_rules_from_dict(data: dict[str, Any] | None) -> ReviewRules:
 
 def load_config_file(path: str | Path) -> tuple[LookupConfig, ReviewRules]:
     """Read an engine YAML config that may also hold a ``review:`` section."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"config file not found: {p}")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"config file {p} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {p} must contain a mapping at the top level")
+    data = read_yaml_mapping(path)
     review = review_rules_from_dict(data.pop("review", None))
     return config_from_dict(data), review
