@@ -53,7 +53,7 @@ def _labels_from_manifest(raw: Path, out: Path) -> int:
 def demo(
     workdir: Path = typer.Option(Path("demo_output/echo"), help="Folder for all demo inputs and outputs."),
     seed: int = typer.Option(0, help="Seed for data generation, sampling and training."),
-    epochs: int = typer.Option(16, help="Training epochs for the small demo network."),
+    epochs: int = typer.Option(10, help="Training epochs for the small demo network."),
     force: bool = typer.Option(True, "--force/--keep", help="Regenerate the demo folder's data and outputs."),
 ) -> None:
     """Generate synthetic echo DICOMs, score them, build a training set, train a small model, re-score."""
@@ -123,11 +123,15 @@ def demo(
             "--seed",
             str(seed),
             "--force",
+            "--no-pseudo-labels",  # the untrained network's pseudo-labels would be noise
             "--review-queue",
             "5",
         ],
         env,
     )
+    # From scratch the validation loss rises for a few epochs before it falls: be patient.
+    train_cfg = workdir / "train_config.yaml"
+    train_cfg.write_text("train:\n  early_stopping_patience: 10\n")
     _run(
         "4/6 train a small (2+1)D network",
         [
@@ -145,9 +149,12 @@ def demo(
             "--seed",
             str(seed),
             "--lr",
-            "3e-3",
+            "1e-3",
             "--batch-size",
             "8",
+            "--config",
+            str(train_cfg),
+            "--force",
         ],
         env,
     )
