@@ -331,13 +331,15 @@ def _gradcam_function() -> Callable[..., Any]:
 
 
 def _file_result(f: InputFile, path_text: str) -> FileResult:
+    from echoquality.dicom import normalize_machine_type
+
     size, mtime = _file_stat(f.path)
     return FileResult(
         folder=f.folder,
         key=f.key,
         file_id=f.path.name,
         path=path_text,
-        machine_type=f.folder.split("-")[0].lower() if "-" in f.folder else "unknown",
+        machine_type=normalize_machine_type(None, f.folder),  # refined from the header once read
         size=size,
         mtime_ns=mtime,
     )

@@ -41,6 +41,24 @@ SHORTCUTS_QUEUE = [
 ]
 
 
+def _queue_filter(
+    status: str, data_source: str, modality: str, band: str, flag: str, q: str
+) -> tuple[QueueFilter, dict[str, str]]:
+    """The queue filter from page query parameters, and the non-empty parameters to carry in links."""
+    f = QueueFilter(
+        status or "needs_review", data_source or None, modality or None, band or None, flag or None, q or None
+    )
+    raw = {
+        "status": status,
+        "data_source": data_source,
+        "modality": modality,
+        "band": band,
+        "flag": flag,
+        "q": q,
+    }
+    return f, {k: v for k, v in raw.items() if v}
+
+
 def register_web(app: FastAPI, settings: ServiceSettings) -> None:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals.update(
@@ -82,28 +100,9 @@ def register_web(app: FastAPI, settings: ServiceSettings) -> None:
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> HTMLResponse:
         ctx = request.app.state.ctx
-        f = QueueFilter(
-            status or "needs_review",
-            data_source or None,
-            modality or None,
-            band or None,
-            flag or None,
-            q or None,
-        )
+        f, params = _queue_filter(status, data_source, modality, band, flag, q)
         limit = 100
         rows, total = ctx.store.queue(f, offset, limit)
-        params = {
-            k: v
-            for k, v in {
-                "status": status,
-                "data_source": data_source,
-                "modality": modality,
-                "band": band,
-                "flag": flag,
-                "q": q,
-            }.items()
-            if v
-        }
         return page(
             request,
             "queue.html",
@@ -137,27 +136,8 @@ def register_web(app: FastAPI, settings: ServiceSettings) -> None:
         m = ctx.store.get_mapping(mapping_id)
         if m is None:
             raise ApiError(404, f"no mapping {mapping_id}")
-        f = QueueFilter(
-            status or "needs_review",
-            data_source or None,
-            modality or None,
-            band or None,
-            flag or None,
-            q or None,
-        )
+        f, params = _queue_filter(status, data_source, modality, band, flag, q)
         detail = mapping_detail(ctx, m, f)
-        params = {
-            k: v
-            for k, v in {
-                "status": status,
-                "data_source": data_source,
-                "modality": modality,
-                "band": band,
-                "flag": flag,
-                "q": q,
-            }.items()
-            if v
-        }
         proposal = detail.proposal or {}
         candidates = proposal.get("all_candidates") or []
         comp = proposal.get("candidate_components") or {}
