@@ -17,18 +17,24 @@ CONFIG_HELP = "YAML config (scoring weights etc.); missing keys keep their defau
 
 
 def _engine(catalogue: Path | None, config: Path | None):
-    from nhs_lookup.catalogue import CatalogueError
+    from rich.console import Console
+
+    from nhs_lookup.catalogue import SAMPLE_CATALOGUE, CatalogueError
     from nhs_lookup.config import load_config
     from nhs_lookup.engine import LookupEngine
 
     try:
         cfg = load_config(config)
-        return LookupEngine.load(cfg, catalogue)
+        engine = LookupEngine.load(cfg, catalogue)
     except (CatalogueError, FileNotFoundError, ValueError) as exc:
-        from rich.console import Console
-
         Console(stderr=True).print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    if Path(engine.catalogue.source_path).resolve() == SAMPLE_CATALOGUE.resolve():
+        Console(stderr=True).print(
+            "[yellow]note:[/yellow] using the small bundled SAMPLE catalogue (placeholder SNOMED ids); "
+            "pass --catalogue NHS.json or set $NHS_LOOKUP_CATALOGUE for real mappings"
+        )
+    return engine
 
 
 def _print_result(result: Any) -> None:
