@@ -29,7 +29,7 @@ def test_lookup_command_json(tmp_path):
         app, ["lookup", "CT Abdo/Pelvis C+", "--modality", "CT", "--json"], env=_env(tmp_path)
     )
     assert res.exit_code == 0, res.output
-    data = json.loads(res.output)
+    data = json.loads(res.stdout)
     assert (
         data["clean_name"] == "CT Abdomen and pelvis with contrast"
         and data["components"]["contrast"] == "with"
