@@ -142,3 +142,41 @@ class CaseError:
     source: str
     row: int  # 1-based row number (JSON list index + 1, or CSV data line number)
     message: str
+
+
+# Columns of a flat (CSV) mapping result; the input fields come first so the file reads back as cases.
+RESULT_COLUMNS = (
+    "data_source",
+    "modality_code",
+    "exam_code",
+    "exam_name",
+    "matched",
+    "clean_name",
+    "nicip_code",
+    "snomed_id",
+    "snomed_fsn",
+    "laterality_fsn",
+    "confidence",
+    "ambiguous",
+    "no_match_reason",
+)
+
+
+def flatten_result(result: dict[str, Any]) -> dict[str, Any]:
+    """One CSV row (``RESULT_COLUMNS``) from ``LookupResult.to_dict()`` output (or its stored JSON)."""
+    snomed = result.get("snomed") or {}
+    return {
+        "data_source": result.get("data_source") or "",
+        "modality_code": result.get("modality_code") or "",
+        "exam_code": result.get("exam_code") or "",
+        "exam_name": result.get("exam_name") or "",
+        "matched": result.get("matched", ""),
+        "clean_name": result.get("clean_name") or "",
+        "nicip_code": result.get("nicip_code") or "",
+        "snomed_id": snomed.get("id") or "",
+        "snomed_fsn": snomed.get("fsn") or "",
+        "laterality_fsn": snomed.get("laterality_fsn") or "",
+        "confidence": result.get("confidence", ""),
+        "ambiguous": result.get("ambiguous", ""),
+        "no_match_reason": result.get("no_match_reason") or "",
+    }

@@ -9,6 +9,8 @@ from typing import Any
 
 import typer
 
+from nhs_lookup.records import RESULT_COLUMNS, flatten_result
+
 CATALOGUE_HELP = (
     "Catalogue file: NHS.json, a NICIP/SNOMED mapping (.csv/.xlsx) or a RadLex-style JSON. "
     "Default: $NHS_LOOKUP_CATALOGUE, else the small bundled sample."
@@ -149,40 +151,9 @@ def register(app: typer.Typer) -> None:
             output_file.write_text(json.dumps(rows, indent=1))
         else:
             with output_file.open("w", newline="") as fh:
-                w = csv.writer(fh)
-                w.writerow(
-                    [
-                        "DATA_SOURCE",
-                        "MODALITY_CODE",
-                        "EXAM_CODE",
-                        "EXAM_NAME",
-                        "matched",
-                        "clean_name",
-                        "snomed_id",
-                        "snomed_fsn",
-                        "laterality_fsn",
-                        "confidence",
-                        "ambiguous",
-                        "no_match_reason",
-                    ]
-                )
-                for r in rows:
-                    w.writerow(
-                        [
-                            r["data_source"],
-                            r["modality_code"],
-                            r["exam_code"],
-                            r["exam_name"],
-                            r["matched"],
-                            r["clean_name"],
-                            r["snomed"]["id"],
-                            r["snomed"]["fsn"],
-                            r["snomed"]["laterality_fsn"],
-                            r["confidence"],
-                            r["ambiguous"],
-                            r["no_match_reason"],
-                        ]
-                    )
+                w = csv.DictWriter(fh, fieldnames=RESULT_COLUMNS)
+                w.writeheader()
+                w.writerows(flatten_result(r) for r in rows)
         for e in errors:
             err.print(f"[yellow]row {e.row}:[/yellow] {e.message}")
         matched = sum(r["matched"] for r in rows)

@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nhs_lookup import __version__
 from nhs_lookup.cases import CaseFileError, iter_cases
-from nhs_lookup.records import CaseError, ExamQuery
+from nhs_lookup.records import RESULT_COLUMNS, CaseError, ExamQuery, flatten_result
 from nhs_lookup.service import exports
 from nhs_lookup.service.db import Decision, Job, JobItem, Mapping, QueueFilter, Store, utcnow
 from nhs_lookup.service.jobs import JobRunner
@@ -65,26 +65,7 @@ from nhs_lookup.service.settings import ServiceSettings
 
 log = logging.getLogger("nhs_lookup.service")
 
-RESULT_CSV_COLUMNS = [
-    "row",
-    "data_source",
-    "modality_code",
-    "exam_code",
-    "exam_name",
-    "matched",
-    "clean_name",
-    "nicip_code",
-    "snomed_id",
-    "snomed_fsn",
-    "laterality_fsn",
-    "confidence",
-    "ambiguous",
-    "no_match_reason",
-    "flags",
-    "remembered",
-    "mapping_id",
-    "error",
-]
+RESULT_CSV_COLUMNS = ["row", *RESULT_COLUMNS, "flags", "remembered", "mapping_id", "error"]
 
 
 @dataclass
@@ -615,23 +596,18 @@ def _results_csv(store: Store, job_id: str) -> Iterator[str]:
     writer.writeheader()
     for item in store.iter_job_items(job_id):
         r = item.result or {}
-        snomed = r.get("snomed") or {}
+        flat = flatten_result(r)
+        # The job item holds the input as submitted (a remembered answer may lack it).
+        flat.update(
+            data_source=item.data_source or "",
+            modality_code=item.modality_code or "",
+            exam_code=item.exam_code or "",
+            exam_name=item.exam_name,
+        )
         writer.writerow(
             {
                 "row": item.position,
-                "data_source": item.data_source,
-                "modality_code": item.modality_code,
-                "exam_code": item.exam_code,
-                "exam_name": item.exam_name,
-                "matched": r.get("matched", ""),
-                "clean_name": r.get("clean_name") or "",
-                "nicip_code": r.get("nicip_code") or "",
-                "snomed_id": snomed.get("id") or "",
-                "snomed_fsn": snomed.get("fsn") or "",
-                "laterality_fsn": snomed.get("laterality_fsn") or "",
-                "confidence": r.get("confidence", ""),
-                "ambiguous": r.get("ambiguous", ""),
-                "no_match_reason": r.get("no_match_reason") or "",
+                **flat,
                 "flags": "|".join(r.get("flags") or []),
                 "remembered": item.remembered,
                 "mapping_id": item.mapping_id or "",
