@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -27,15 +27,41 @@ __all__ = ["LookupEngine", "PreparedQuery"]
 UNSPECIFIC_NOTE = "the name states no body part or procedure beyond the modality"
 
 
-class LookupEngine:
-    """Map RIS exam names to catalogue rows. Build with :meth:`load`."""
+# (raw top score, top-1 minus top-2 margin, hard violations) -> confidence in [0, 1]
+Calibrator = Callable[[float, float, float], float]
 
-    def __init__(self, config: LookupConfig, catalogue: Catalogue, index: CatalogueIndex) -> None:
+
+class LookupEngine:
+    """Map RIS exam names to catalogue rows. Build with :meth:`load`.
+
+    Hooks for learned knowledge: ``extra_vocabulary`` (phrase -> catalogue term rewrites applied to
+    exam names, e.g. a site's shorthand learned from labelled pairs) and ``calibrator`` (replaces the
+    built-in logistic confidence; ``config.min_confidence`` stays the no-match threshold). The raw
+    score stays available as ``result.candidates[0].score``."""
+
+    def __init__(
+        self,
+        config: LookupConfig,
+        catalogue: Catalogue,
+        index: CatalogueIndex,
+        *,
+        extra_vocabulary: Mapping[str, str] | None = None,
+        calibrator: Calibrator | None = None,
+    ) -> None:
         self.config = config
         self.catalogue = catalogue
         self.index = index
-        self._lexicon = catalogue.lexicon() | frozenset(
-            w for phrase in default_vocabulary().phrases for w in phrase.split() if w.isalpha()
+        self.calibrator = calibrator
+        self.vocabulary = default_vocabulary()
+        self.set_extra_vocabulary(extra_vocabulary or {})
+
+    def set_extra_vocabulary(self, extra: Mapping[str, str]) -> None:
+        """Add phrase rewrites (token phrase -> catalogue wording) for exam names; clears the parse cache.
+
+        Catalogue rows keep the bundled vocabulary (so the on-disk catalogue cache stays valid)."""
+        self.vocabulary = default_vocabulary().extended(extra)
+        self._lexicon = self.catalogue.lexicon() | frozenset(
+            w for phrase in self.vocabulary.phrases for w in phrase.split() if w.isalpha()
         )
         self._parse_cache: dict[tuple[str, str | None], ParsedName] = {}
 
@@ -43,10 +69,16 @@ class LookupEngine:
 
     @classmethod
     def load(
-        cls, config: LookupConfig | None = None, catalogue_path: str | Path | None = None
+        cls,
+        config: LookupConfig | None = None,
+        catalogue_path: str | Path | None = None,
+        *,
+        extra_vocabulary: Mapping[str, str] | None = None,
+        calibrator: Calibrator | None = None,
     ) -> LookupEngine:
         """Catalogue: *catalogue_path*, else ``config.catalogue_path``, else $NHS_LOOKUP_CATALOGUE, else
-        the bundled sample. Parsed catalogue and index come from the disk cache when valid."""
+        the bundled sample. Parsed catalogue and index come from the disk cache when valid.
+        *extra_vocabulary* and *calibrator*: see the class docstring."""
         config = config or LookupConfig()
         path = catalogue_path or config.catalogue_path or os.environ.get("NHS_LOOKUP_CATALOGUE") or None
         catalogue = load_catalogue(path, config.cache_dir)
@@ -62,7 +94,7 @@ class LookupEngine:
             index = CatalogueIndex.build(catalogue, backend, config.semantic_model)
             if cpath is not None:
                 write_cache(cpath, index)
-        return cls(config, catalogue, index)
+        return cls(config, catalogue, index, extra_vocabulary=extra_vocabulary, calibrator=calibrator)
 
     # ----------------------------------------------------------------------------------- parsing
 
@@ -70,7 +102,7 @@ class LookupEngine:
         key = (query.exam_name, query.modality_code)
         hit = self._parse_cache.get(key)
         if hit is None:
-            hit = parse_name(query.exam_name, query.modality_code, lexicon=self._lexicon)
+            hit = parse_name(query.exam_name, query.modality_code, self.vocabulary, lexicon=self._lexicon)
             if len(self._parse_cache) > 100_000:
                 self._parse_cache.clear()
             self._parse_cache[key] = hit
@@ -165,7 +197,8 @@ class LookupEngine:
         if not text:
             return []
         exact = self.catalogue.by_name(text)
-        p = self.index.prepare_batch([parse_name(text, None, lexicon=self._lexicon)], top_k=max(limit, 1))[0]
+        parsed = parse_name(text, None, self.vocabulary, lexicon=self._lexicon)
+        p = self.index.prepare_batch([parsed], top_k=max(limit, 1))[0]
         rows = [int(i) for i in p.idx[:limit]]
         out = [self.catalogue.entries[i] for i in rows]
         if exact is not None:
@@ -210,7 +243,7 @@ class LookupEngine:
         second = cands[1].score if len(cands) > 1 else 0.0
         margin = top - second
         hard = float(ranked.hard[positions[0]])
-        confidence = calibrate(top, margin, hard)
+        confidence = (self.calibrator or calibrate)(top, margin, hard)
         ambiguous = margin < cfg.ambiguity_margin
         reason = None
         if comps.non_clinical:

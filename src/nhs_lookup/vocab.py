@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -87,6 +88,22 @@ class Vocabulary:
             seen.add(node.parent)
             node = self.anatomy.get(node.parent)
         return out
+
+    def extended(self, phrases: Mapping[str, str]) -> Vocabulary:
+        """A copy with extra phrase rewrites (e.g. a site's learned shorthand: token -> catalogue term).
+
+        Extra entries never override the bundled ones; the fingerprint changes with them."""
+        extra = {}
+        for key, value in phrases.items():
+            k, v = _norm_phrase(key), _norm_phrase(value)
+            if k and v and k not in self.phrases:
+                extra[k] = v
+        if not extra:
+            return self
+        h = hashlib.sha256(self.fingerprint.encode())
+        for k in sorted(extra):
+            h.update(f"{k}\t{extra[k]}\n".encode())
+        return replace(self, phrases={**self.phrases, **extra}, fingerprint=h.hexdigest()[:16])
 
     def modality_of_code(self, code: str | None) -> str | None:
         if not code:

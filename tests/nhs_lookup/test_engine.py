@@ -152,3 +152,24 @@ def test_stated_modality_keeps_compatible_candidates(nhs_engine):
     p = nhs_engine.prepare(ExamQuery("Radius/Ulna - Right (II)", "Other"))
     first = [nhs_engine.catalogue.entries[i].components.modality for i in p.idx[:25]]
     assert all(m in ("FL", "IR", None) for m in first), first
+
+
+def test_extra_vocabulary_and_calibrator_hooks(sample_engine):
+    """Learned shorthand (phrase -> catalogue term) reaches parsing; a calibrator replaces confidence."""
+    from nhs_lookup.engine import LookupEngine
+
+    base = sample_engine.lookup("XR zzqknee Lt", modality_code="XR")
+    assert "knee" not in base.components.anatomy
+    eng = LookupEngine(
+        sample_engine.config,
+        sample_engine.catalogue,
+        sample_engine.index,
+        extra_vocabulary={"zzqknee": "knee"},
+        calibrator=lambda top, margin, hard: 0.42,
+    )
+    res = eng.lookup("XR zzqknee Lt", modality_code="XR")
+    assert "knee" in res.components.anatomy
+    assert res.best is not None and "Knee" in res.best.entry.name
+    assert res.confidence == 0.42
+    assert res.candidates[0].score > 0  # the raw score stays available for calibration on top
+    assert sample_engine.vocabulary.extended({}) is sample_engine.vocabulary
