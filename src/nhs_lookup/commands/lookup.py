@@ -199,17 +199,17 @@ def register(app: typer.Typer) -> None:
             for col in ("group", "n", "top-1", "top-5"):
                 t.add_column(col)
             for name, g in groups.items():
-                t.add_row(name, str(g.n), f"{g.top1_accuracy:.2f}", f"{g.top5_accuracy:.2f}")
+                t.add_row(name, str(g.labelled), f"{g.top1_accuracy or 0:.2f}", f"{g.top5_accuracy or 0:.2f}")
             con.print(t)
         t = Table(title="calibration (confidence band vs top-1 accuracy)")
         for col in ("band", "n", "mean confidence", "accuracy"):
             t.add_column(col)
         for b in rep.calibration:
             t.add_row(
-                f"{b.low:.1f}-{min(b.high, 1.0):.1f}",
-                str(b.n),
-                f"{b.mean_confidence:.2f}",
-                f"{b.accuracy:.2f}",
+                b.band,
+                str(b.labelled),
+                "-" if b.mean_confidence is None else f"{b.mean_confidence:.2f}",
+                "-" if b.accuracy is None else f"{b.accuracy:.2f}",
             )
         con.print(t)
         if show_errors and rep.errors:

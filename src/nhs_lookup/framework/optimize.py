@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nhs_lookup.cases import correct_rank
 from nhs_lookup.config import ComponentWeights, FinalWeights, LookupConfig, ScoringConfig, save_config
+from nhs_lookup.metrics import group_stats, outcome_of
 from nhs_lookup.records import Case
 
 STRATEGIES = ("tpe", "random_search", "grid_search")
@@ -204,18 +204,10 @@ def seed_grid(max_experiments: int, base: ScoringConfig) -> list[dict[str, Any]]
 # -- evaluation --------------------------------------------------------------------------------------
 def score_prepared(engine: Any, prepared: Sequence[tuple[Case, Any]], scoring: ScoringConfig) -> SplitScore:
     """Re-rank prepared cases with *scoring* and measure top-1 / top-5 / MRR."""
-    top1 = top5 = 0
-    rr = 0.0
-    for case, prep in prepared:
-        rank = correct_rank(engine.rank(prep, scoring), case)
-        if rank is not None:
-            top1 += rank == 1
-            top5 += rank <= 5
-            rr += 1.0 / rank
-    n = len(prepared)
-    if n == 0:
+    g = group_stats(outcome_of(case, engine.rank(prep, scoring)) for case, prep in prepared)
+    if g.labelled == 0:
         return SplitScore(0, 0.0, 0.0, 0.0)
-    return SplitScore(n, top1 / n, top5 / n, rr / n)
+    return SplitScore(g.labelled, g.top1_accuracy or 0.0, g.top5_accuracy or 0.0, g.mrr or 0.0)
 
 
 # -- study -------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Training-report metrics computed from case outcomes (pure), and their Rich rendering."""
+"""Training-report metrics computed from case outcomes (pure, via :mod:`nhs_lookup.metrics`), and their
+Rich rendering."""
 
 from __future__ import annotations
 
@@ -7,91 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .outcome import CaseOutcome
-
-# Confidence bands of the original review UI: >= .9 high, .7-.9 review, .5-.7 manual review, < .5 likely wrong.
-CONFIDENCE_BANDS: tuple[tuple[str, float, float], ...] = (
-    ("0.90-1.00", 0.90, 1.01),
-    ("0.70-0.90", 0.70, 0.90),
-    ("0.50-0.70", 0.50, 0.70),
-    ("0.00-0.50", 0.00, 0.50),
-)
-
-
-@dataclass
-class GroupStats:
-    """Counts and accuracies for one slice of the cases (a modality, a data source, a split)."""
-
-    cases: int = 0
-    labelled: int = 0
-    top1: int = 0
-    top5: int = 0
-    reciprocal_rank: float = 0.0
-    confidence_sum: float = 0.0
-    errors: int = 0
-
-    def add(self, o: CaseOutcome) -> None:
-        self.cases += 1
-        self.confidence_sum += o.confidence
-        self.errors += o.error is not None
-        if o.labelled:
-            self.labelled += 1
-            if o.correct_rank is not None:
-                self.top1 += o.correct_rank == 1
-                self.top5 += o.correct_rank <= 5
-                self.reciprocal_rank += 1.0 / o.correct_rank
-
-    @property
-    def top1_accuracy(self) -> float | None:
-        return self.top1 / self.labelled if self.labelled else None
-
-    @property
-    def top5_accuracy(self) -> float | None:
-        return self.top5 / self.labelled if self.labelled else None
-
-    @property
-    def mrr(self) -> float | None:
-        return self.reciprocal_rank / self.labelled if self.labelled else None
-
-    @property
-    def average_confidence(self) -> float | None:
-        return self.confidence_sum / self.cases if self.cases else None
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "cases": self.cases,
-            "labelled": self.labelled,
-            "top1_accuracy": _r(self.top1_accuracy),
-            "top5_accuracy": _r(self.top5_accuracy),
-            "mrr": _r(self.mrr),
-            "average_confidence": _r(self.average_confidence),
-            "errors": self.errors,
-        }
-
-
-@dataclass
-class BandStats:
-    """Calibration: accuracy of the labelled cases whose confidence falls in a band."""
-
-    band: str
-    low: float
-    high: float
-    cases: int = 0
-    labelled: int = 0
-    correct: int = 0
-    confidence_sum: float = 0.0
-
-    @property
-    def accuracy(self) -> float | None:
-        return self.correct / self.labelled if self.labelled else None
-
-    @property
-    def mean_confidence(self) -> float | None:
-        return self.confidence_sum / self.cases if self.cases else None
-
-
-def _r(x: float | None, nd: int = 4) -> float | None:
-    return None if x is None else round(x, nd)
+from nhs_lookup.metrics import BandStats, CaseOutcome, GroupStats, MetricsAccumulator, _r, group_stats
 
 
 @dataclass
@@ -102,7 +19,7 @@ class TrainingReport:
     overall: GroupStats = field(default_factory=GroupStats)
     confident: int = 0  # matched with confidence >= success_threshold
     no_matches: int = 0
-    bands: list[BandStats] = field(default_factory=lambda: [BandStats(*b) for b in CONFIDENCE_BANDS])
+    metrics: MetricsAccumulator = field(default_factory=MetricsAccumulator, repr=False)
     per_modality: dict[str, GroupStats] = field(default_factory=dict)
     per_source: dict[str, GroupStats] = field(default_factory=dict)
     per_split: dict[str, GroupStats] = field(default_factory=dict)
@@ -110,6 +27,10 @@ class TrainingReport:
     error_examples: list[str] = field(default_factory=list)
     elapsed_s: float | None = None
     cases_per_second: float | None = None
+
+    @property
+    def bands(self) -> list[BandStats]:
+        return self.metrics.band_table()
 
     @property
     def success_rate(self) -> float | None:
@@ -121,14 +42,7 @@ class TrainingReport:
             self.confident += 1
         if not o.matched and o.error is None:
             self.no_matches += 1
-        for band in self.bands:
-            if band.low <= o.confidence < band.high:
-                band.cases += 1
-                band.confidence_sum += o.confidence
-                if o.labelled:
-                    band.labelled += 1
-                    band.correct += o.correct_rank == 1
-                break
+        self.metrics.add(o)
         self.per_modality.setdefault(o.modality or "(unknown)", GroupStats()).add(o)
         self.per_source.setdefault(o.data_source or "(no source)", GroupStats()).add(o)
         self.per_split.setdefault(o.split, GroupStats()).add(o)
@@ -136,6 +50,7 @@ class TrainingReport:
             self.error_examples.append(f"case {o.case_index} ({o.exam_name!r}): {o.error}")
 
     def to_dict(self) -> dict[str, Any]:
+        summary = self.metrics.result()
         return {
             "cases_processed": self.overall.cases,
             "labelled_cases": self.overall.labelled,
@@ -149,16 +64,11 @@ class TrainingReport:
             "errors": self.overall.errors,
             "file_errors": self.file_errors,
             "error_examples": self.error_examples,
-            "calibration": [
-                {
-                    "band": b.band,
-                    "cases": b.cases,
-                    "labelled": b.labelled,
-                    "accuracy": _r(b.accuracy),
-                    "mean_confidence": _r(b.mean_confidence),
-                }
-                for b in self.bands
-            ],
+            "calibration": [b.to_dict() for b in self.bands],
+            "ece": _r(summary.ece),
+            "auto_accept_coverage": _r(summary.auto_accept_coverage),
+            "no_match_precision": _r(summary.no_match_precision),
+            "no_match_recall": _r(summary.no_match_recall),
             "per_modality": {k: v.summary() for k, v in sorted(self.per_modality.items())},
             "per_source": {k: v.summary() for k, v in sorted(self.per_source.items())},
             "per_split": {k: v.summary() for k, v in sorted(self.per_split.items())},
@@ -176,10 +86,7 @@ def build_report(outcomes: Iterable[CaseOutcome], success_threshold: float) -> T
 
 def running_metrics(outcomes: Iterable[CaseOutcome]) -> dict[str, Any]:
     """Small running totals stored with each checkpoint."""
-    g = GroupStats()
-    for o in outcomes:
-        g.add(o)
-    return dataclasses.asdict(g)
+    return dataclasses.asdict(group_stats(outcomes))
 
 
 # -- rendering -------------------------------------------------------------------------------------

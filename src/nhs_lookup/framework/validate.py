@@ -22,8 +22,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from nhs_lookup.cases import correct_rank
+from nhs_lookup.metrics import CaseOutcome, group_stats, outcome_of
 from nhs_lookup.records import Case, Components, LookupResult
+from nhs_lookup.vocab import default_vocabulary
 
 SCORE_WEIGHTS = {
     "top1": 0.5,
@@ -53,14 +54,9 @@ def ris_modality(code: str | None) -> str | None:
     """Canonical modality for a RIS modality code (the engine's vocabulary first, else our table)."""
     if not code:
         return None
-    try:
-        from nhs_lookup.vocab import default_vocabulary
-
-        mapped = default_vocabulary().modality_of_code(code)
-        if mapped:
-            return mapped
-    except Exception:  # noqa: BLE001 - older engine without the vocabulary API
-        pass
+    mapped = default_vocabulary().modality_of_code(code)
+    if mapped:
+        return mapped
     return _RIS_MODALITY.get("".join(ch for ch in code.upper() if ch.isalnum()))
 
 
@@ -156,76 +152,75 @@ def overall_score(metrics: dict[str, float | None]) -> float | None:
     return sum(w * float(metrics[k]) for k, w in present.items()) / total  # type: ignore[arg-type]
 
 
+def _failure(case: Case, o: CaseOutcome) -> ValidationFailure:
+    q = case.query
+    return ValidationFailure(
+        case_id=case.case_id,
+        exam_name=q.exam_name,
+        data_source=q.data_source,
+        modality_code=q.modality_code,
+        expected="NO_MATCH" if case.no_match else case.acceptable[0],
+        predicted=o.predicted,
+        confidence=round(o.confidence, 4),
+        rank=o.rank,
+    )
+
+
+def _modality_extraction(
+    cases: Sequence[Case], results: Sequence[LookupResult]
+) -> tuple[int, int, dict[str, dict[str, Any]]]:
+    """(cases with a mappable RIS code, correct, per-code table)."""
+    total = ok_n = 0
+    by_code: dict[str, dict[str, Any]] = {}
+    for case, result in zip(cases, results, strict=True):
+        expected_mod = ris_modality(case.query.modality_code)
+        if expected_mod is None:
+            continue
+        total += 1
+        ok = result.components.modality == expected_mod
+        ok_n += ok
+        entry = by_code.setdefault(
+            case.query.modality_code or "", {"canonical": expected_mod, "cases": 0, "correct": 0}
+        )
+        entry["cases"] += 1
+        entry["correct"] += ok
+    for entry in by_code.values():
+        entry["accuracy"] = round(entry["correct"] / entry["cases"], 4)
+    return total, ok_n, dict(sorted(by_code.items()))
+
+
 def validate_results(
     cases: Sequence[Case], results: Sequence[LookupResult], min_accuracy: float
 ) -> ValidationReport:
     """Compute the validation report from the engine's results (pure)."""
-    labelled = top1 = top5 = 0
-    rr = 0.0
-    mod_total = mod_ok = 0
-    by_code: dict[str, dict[str, Any]] = {}
-    agree_n = lat_ok = con_ok = 0
-    failures: list[ValidationFailure] = []
-    for case, result in zip(cases, results, strict=True):
-        q = case.query
-        expected_mod = ris_modality(q.modality_code)
-        if expected_mod is not None:
-            mod_total += 1
-            ok = result.components.modality == expected_mod
-            mod_ok += ok
-            entry = by_code.setdefault(
-                q.modality_code or "", {"canonical": expected_mod, "cases": 0, "correct": 0}
-            )
-            entry["cases"] += 1
-            entry["correct"] += ok
-        if result.best is not None:
-            agree_n += 1
-            lat_ok += _laterality_agrees(result.components, result.best.entry.components)
-            con_ok += _contrast_agrees(result.components, result.best.entry.components)
-        if not case.labelled:
-            continue
-        labelled += 1
-        rank = correct_rank(result, case)
-        if rank is not None:
-            top1 += rank == 1
-            top5 += rank <= 5
-            rr += 1 / rank
-        if rank != 1:
-            failures.append(
-                ValidationFailure(
-                    case_id=case.case_id,
-                    exam_name=q.exam_name,
-                    data_source=q.data_source,
-                    modality_code=q.modality_code,
-                    expected="NO_MATCH" if case.no_match else case.acceptable[0],
-                    predicted=result.best.entry.name if result.best else None,
-                    confidence=round(result.confidence, 4),
-                    rank=rank,
-                )
-            )
-    for entry in by_code.values():
-        entry["accuracy"] = round(entry["correct"] / entry["cases"], 4)
+    outcomes = [outcome_of(c, r, i) for i, (c, r) in enumerate(zip(cases, results, strict=True))]
+    stats = group_stats(outcomes)
+    failures = [_failure(c, o) for c, o in zip(cases, outcomes, strict=True) if c.labelled and o.rank != 1]
+    mod_total, mod_ok, by_code = _modality_extraction(cases, results)
+    matched = [r for r in results if r.best is not None]
+    lat_ok = sum(_laterality_agrees(r.components, r.best.entry.components) for r in matched)  # type: ignore[union-attr]
+    con_ok = sum(_contrast_agrees(r.components, r.best.entry.components) for r in matched)  # type: ignore[union-attr]
     consistency, n_groups = preprocessing_consistency(cases, [r.components for r in results])
     metrics = {
-        "top1": _ratio(top1, labelled),
-        "top5": _ratio(top5, labelled),
+        "top1": stats.top1_accuracy,
+        "top5": stats.top5_accuracy,
         "modality_accuracy": _ratio(mod_ok, mod_total),
-        "laterality_agreement": _ratio(lat_ok, agree_n),
-        "contrast_agreement": _ratio(con_ok, agree_n),
+        "laterality_agreement": _ratio(lat_ok, len(matched)),
+        "contrast_agreement": _ratio(con_ok, len(matched)),
         "preprocessing_consistency": consistency,
     }
     return ValidationReport(
         cases=len(cases),
-        labelled=labelled,
+        labelled=stats.labelled,
         top1=metrics["top1"],
         top5=metrics["top5"],
-        mrr=rr / labelled if labelled else None,
+        mrr=stats.mrr,
         modality_accuracy=metrics["modality_accuracy"],
         modality_cases=mod_total,
-        modality_by_code=dict(sorted(by_code.items())),
+        modality_by_code=by_code,
         laterality_agreement=metrics["laterality_agreement"],
         contrast_agreement=metrics["contrast_agreement"],
-        agreement_cases=agree_n,
+        agreement_cases=len(matched),
         preprocessing_consistency=consistency,
         consistency_groups=n_groups,
         overall_score=overall_score(metrics),
