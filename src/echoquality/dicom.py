@@ -18,7 +18,9 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import os
 import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +56,8 @@ class SkipReason(enum.StrEnum):
     MASKING_ERROR = "masking_error"
     SCALING_ERROR = "scaling_error"
     OTHER_ERRORS = "other_errors"
+    NOT_A_FILE = "not_a_file"
+    UNREADABLE = "unreadable"
 
 
 class SkipError(Exception):
@@ -66,6 +70,17 @@ class SkipError(Exception):
 
     def __reduce__(self):  # keep picklable across worker processes
         return (self.__class__, (self.reason, self.detail))
+
+
+@dataclass(frozen=True)
+class PixelExtent:
+    """Where PixelData lies and how much it holds, found by walking element/item headers (no pixel
+    bytes are read): a native element's length, or an encapsulated element's fragment count."""
+
+    present: bool = False
+    length: int | None = None  # native: the element's value length in bytes
+    fragments: int | None = None  # encapsulated: items after the basic offset table
+    truncated: bool = False  # the file ends before the element does (no sequence delimiter)
 
 
 @dataclass
@@ -91,6 +106,8 @@ class DicomInfo:
     bits_stored: int | None
     # 2D ultrasound regions (x0, y0, x1, y1), inclusive pixel bounds, kept only when inside the image
     us_regions: tuple[tuple[int, int, int, int], ...] = ()
+    bits_allocated: int = 8
+    pixels: PixelExtent = PixelExtent()
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,8 +216,22 @@ def _int_or(value: Any, default: int) -> int:
         return default
 
 
-def _read_header(path: Path) -> Dataset:
-    """Header dataset (no pixel data) or SkipError(NOT_DICOM)."""
+#: Elements that any real DICOM image data set carries; a header with none of them is not DICOM.
+_IDENTIFYING_KEYS = ("SOPClassUID", "SOPInstanceUID", "Modality", "StudyInstanceUID", "SeriesInstanceUID")
+#: Stop counting encapsulated fragments here (the count is only compared with NumberOfFrames).
+_MAX_ITEMS_COUNTED = 1_000_000
+_PIXEL_DATA_TAG = (0x7FE0, 0x0010)
+_LONG_VRS = frozenset(
+    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+)
+
+
+def _read_header(path: Path) -> tuple[Dataset, PixelExtent]:
+    """Header dataset (no pixel data) and the extent of its PixelData, or SkipError(NOT_DICOM).
+
+    The file is opened only when it is a regular file (never a FIFO or device), and a header without
+    any identifying element (e.g. a 128-byte preamble + "DICM" and nothing usable after it) is not DICOM.
+    """
     import pydicom
 
     path = Path(path)
@@ -209,9 +240,74 @@ def _read_header(path: Path) -> Dataset:
     if not is_dicom(path):
         raise SkipError(SkipReason.NOT_DICOM, f"no DICOM header found in {path.name}")
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        with path.open("rb") as fh:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+            extent = _pixel_extent(fh, ds)
     except Exception as exc:  # broken header after a valid preamble
         raise SkipError(SkipReason.NOT_DICOM, f"unreadable DICOM header in {path.name}: {exc}") from exc
+    if not any(key in ds for key in _IDENTIFYING_KEYS):
+        raise SkipError(
+            SkipReason.NOT_DICOM,
+            f"{path.name} has a DICOM preamble but no usable data set after it "
+            f"({len(ds)} element(s), none of {', '.join(_IDENTIFYING_KEYS)})",
+        )
+    return ds, extent
+
+
+def _encoding(ds: Dataset) -> tuple[bool, bool]:
+    """(implicit VR, little endian) the data set was read with."""
+    encoding = getattr(ds, "original_encoding", None)
+    if encoding and encoding[0] is not None and encoding[1] is not None:
+        return bool(encoding[0]), bool(encoding[1])
+    ts = _transfer_syntax(ds)
+    try:
+        return bool(ts.is_implicit_VR), bool(ts.is_little_endian)
+    except (AttributeError, ValueError):
+        return True, True
+
+
+def _pixel_extent(fh: Any, ds: Dataset) -> PixelExtent:
+    """Walk the PixelData element header (and, when encapsulated, its item headers) at the file
+    position where ``stop_before_pixels`` left *fh*, without reading pixel bytes."""
+    start = fh.tell()
+    file_size = os.fstat(fh.fileno()).st_size
+    implicit, little = _encoding(ds)
+    end = "<" if little else ">"
+    head = fh.read(8)
+    if len(head) < 8 or struct.unpack(end + "HH", head[:4]) != _PIXEL_DATA_TAG:
+        return PixelExtent()
+    if implicit:
+        length, value_start = struct.unpack(end + "I", head[4:8])[0], start + 8
+    elif head[4:6] in _LONG_VRS:
+        extra = fh.read(4)
+        if len(extra) < 4:
+            return PixelExtent(present=True, length=0, truncated=True)
+        length, value_start = struct.unpack(end + "I", extra)[0], start + 12
+    else:
+        length, value_start = struct.unpack(end + "H", head[6:8])[0], start + 8
+    if length != 0xFFFFFFFF:
+        return PixelExtent(present=True, length=length, truncated=value_start + length > file_size)
+    return _count_fragments(fh, file_size)
+
+
+def _count_fragments(fh: Any, file_size: int) -> PixelExtent:
+    """Count the items of an encapsulated PixelData (the first is the basic offset table)."""
+    items, delimited = 0, False
+    while items < _MAX_ITEMS_COUNTED:
+        head = fh.read(8)
+        if len(head) < 8:
+            break
+        group, element, length = struct.unpack("<HHI", head)  # encapsulated data is always little endian
+        if (group, element) == (0xFFFE, 0xE0DD):
+            delimited = True
+            break
+        if (group, element) != (0xFFFE, 0xE000) or length == 0xFFFFFFFF or fh.tell() + length > file_size:
+            break
+        items += 1
+        fh.seek(length, 1)
+    if items >= _MAX_ITEMS_COUNTED:
+        delimited = True  # stopped counting: at least this many fragments
+    return PixelExtent(present=True, fragments=max(items - 1, 0), truncated=not delimited)
 
 
 def _transfer_syntax(ds: Dataset) -> Any:
@@ -220,8 +316,10 @@ def _transfer_syntax(ds: Dataset) -> Any:
     return uid
 
 
-def info_from_dataset(ds: Dataset, path: Path, folder_name: str | None = None) -> DicomInfo:
-    """Build :class:`DicomInfo` from an already-read header dataset."""
+def info_from_dataset(
+    ds: Dataset, path: Path, folder_name: str | None = None, pixels: PixelExtent | None = None
+) -> DicomInfo:
+    """Build :class:`DicomInfo` from an already-read header dataset (and its PixelData extent)."""
     model = _str_or_none(ds.get("ManufacturerModelName"))
     ts = _transfer_syntax(ds)
     ts_name = ts.name if ts is not None else None  # unknown UIDs: the UID itself
@@ -244,6 +342,8 @@ def info_from_dataset(ds: Dataset, path: Path, folder_name: str | None = None) -
         samples_per_pixel=_int_or(ds.get("SamplesPerPixel"), 1),
         bits_stored=_int_or(ds.get("BitsStored"), 0) or None,
         us_regions=ultrasound_regions(ds),
+        bits_allocated=_int_or(ds.get("BitsAllocated"), 8),
+        pixels=pixels if pixels is not None else PixelExtent(),
     )
 
 
@@ -283,9 +383,9 @@ def read_info(path: Path, folder_name: str | None = None) -> DicomInfo:
     path = Path(path)
     if folder_name is None:
         folder_name = path.parent.name or None
-    ds = _read_header(path)
+    ds, extent = _read_header(path)
     try:
-        return info_from_dataset(ds, path, folder_name)
+        return info_from_dataset(ds, path, folder_name, extent)
     except SkipError:
         raise
     except Exception as exc:  # malformed values (e.g. non-numeric Rows)
@@ -465,35 +565,133 @@ def _check_decoder(ds: Dataset) -> None:
         )
 
 
-def read_frames(path: Path, indices: Sequence[int], info: DicomInfo | None = None) -> np.ndarray:
+#: Frame size (pixels) the default decode cap is sized for: larger than any echo machine's cine.
+REFERENCE_FRAME_PIXELS = 1024 * 1024
+_CAP_HEADROOM = 4
+
+
+def default_decode_cap(num_frames: int = 16, frame_stride: int = 2) -> int:
+    """Default decode memory cap in bytes: the frames the model samples (``num_frames * frame_stride``)
+    at a 1024x1024 reference resolution, uint8 RGB, times 4 headroom (384 MiB for 16 x 2)."""
+    frames = max(int(num_frames), 1) * max(int(frame_stride), 1)
+    return frames * REFERENCE_FRAME_PIXELS * 3 * _CAP_HEADROOM
+
+
+def decode_estimate(info: DicomInfo, n_frames: int) -> int:
+    """Bytes that decoding *n_frames* frames of *info* allocates at peak: the RGB frames kept and their
+    stacked copy, plus one decoded frame and its float32 working copy."""
+    pixels = max(info.rows, 0) * max(info.columns, 0)
+    sample_bytes = max(1, math.ceil(max(info.bits_allocated, 1) / 8))
+    one_frame = pixels * max(info.samples_per_pixel, 1) * sample_bytes + pixels * 3 * 4
+    return 2 * n_frames * pixels * 3 + one_frame
+
+
+def _native_frame_bytes(info: DicomInfo) -> int:
+    """Stored bytes of one native frame (YBR_FULL_422 keeps 2 samples per pixel)."""
+    samples = max(info.samples_per_pixel, 1)
+    if (info.photometric or "").upper() == "YBR_FULL_422" and samples == 3:
+        samples = 2
+    bits = info.rows * info.columns * samples * max(info.bits_allocated, 1)
+    return math.ceil(bits / 8)
+
+
+def check_decodable(info: DicomInfo, wanted: Sequence[int], max_bytes: int | None = None) -> None:
+    """Refuse, before anything is allocated, headers whose sizes are absurd or disagree with the data.
+
+    * BitsAllocated must be 8, 16 or 32 and SamplesPerPixel 1 or 3;
+    * decoding the *wanted* frames must fit in *max_bytes* (default :func:`default_decode_cap`);
+    * native data must hold NumberOfFrames x Rows x Columns x samples x bytes;
+    * encapsulated data needs at least one fragment per frame (a complete file), or, in a truncated
+      copy, fragments up to the last wanted frame (else DECODE_ERROR).
+    Raises SkipError(INVALID_DIMENSIONS / EMPTY_PIXEL_ARRAY / DECODE_ERROR) naming what was absurd.
+    """
+    cap = default_decode_cap() if max_bytes is None else int(max_bytes)
+    if info.bits_allocated not in (8, 16, 32):
+        raise SkipError(
+            SkipReason.INVALID_DIMENSIONS, f"BitsAllocated {info.bits_allocated} is not 8, 16 or 32"
+        )
+    if info.samples_per_pixel not in (1, 3):
+        raise SkipError(
+            SkipReason.INVALID_DIMENSIONS, f"SamplesPerPixel {info.samples_per_pixel} is not 1 or 3"
+        )
+    need = decode_estimate(info, len(set(wanted)))
+    if need > cap:
+        raise SkipError(
+            SkipReason.INVALID_DIMENSIONS,
+            f"decoding {len(set(wanted))} frame(s) of {info.rows}x{info.columns}x{info.samples_per_pixel} "
+            f"at {info.bits_allocated} bits needs ~{need / 2**20:.0f} MiB, over the decode cap of "
+            f"{cap / 2**20:.0f} MiB (inference.max_decode_mb)",
+        )
+    extent = info.pixels
+    if not extent.present:
+        raise SkipError(SkipReason.EMPTY_PIXEL_ARRAY, f"no pixel data in {info.path.name}")
+    if extent.length is not None:
+        expected = info.num_frames * _native_frame_bytes(info)
+        if extent.length < expected:
+            raise SkipError(
+                SkipReason.INVALID_DIMENSIONS,
+                f"header promises NumberOfFrames {info.num_frames} x {info.rows}x{info.columns}x"
+                f"{info.samples_per_pixel} at {info.bits_allocated} bits = {expected} bytes, "
+                f"but PixelData holds {extent.length} bytes",
+            )
+        return
+    fragments = extent.fragments or 0
+    if not extent.truncated and info.num_frames > fragments:
+        raise SkipError(
+            SkipReason.INVALID_DIMENSIONS,
+            f"NumberOfFrames {info.num_frames} but the encapsulated PixelData holds {fragments} fragment(s)",
+        )
+    if extent.truncated and wanted and max(wanted) >= fragments:
+        raise SkipError(
+            SkipReason.DECODE_ERROR,
+            f"{info.transfer_syntax or 'encapsulated'} pixel data ends after {fragments} complete "
+            f"fragment(s): frame {max(wanted)} is missing (truncated or corrupt file?)",
+        )
+
+
+def is_decoder_failure(exc: BaseException) -> bool:
+    """True for errors a decoder raises on bad data: ordinary exceptions and Rust/pyo3 panics
+    (``pyo3_runtime.PanicException`` derives from BaseException, not Exception)."""
+    if isinstance(exc, Exception):
+        return True
+    return type(exc).__name__ == "PanicException" or type(exc).__module__ == "pyo3_runtime"
+
+
+def read_frames(
+    path: Path, indices: Sequence[int], info: DicomInfo | None = None, *, max_bytes: int | None = None
+) -> np.ndarray:
     """Decode only frames *indices* of *path* as true-RGB uint8, shape (len(indices), H, W, 3).
 
-    Duplicate or unsorted indices are allowed (each distinct frame is decoded once). Raises
-    SkipError(DECODE_ERROR) naming the transfer syntax and codec when decoding fails, or
-    SkipError(EMPTY_PIXEL_ARRAY) when the file holds no pixel data.
+    Duplicate or unsorted indices are allowed (each distinct frame is decoded once). Sizes are checked
+    against the pixel data and the decode cap *max_bytes* first (:func:`check_decodable`). Raises
+    SkipError(DECODE_ERROR) naming the transfer syntax and codec when decoding fails (a decoder panic
+    included), or SkipError(EMPTY_PIXEL_ARRAY) when the file holds no pixel data.
     """
     path = Path(path)
     indices = [int(i) for i in indices]
     if not indices:
         raise SkipError(SkipReason.INVALID_DIMENSIONS, "no frames requested")
-    ds = _read_header(path)
+    ds, extent = _read_header(path)
     if info is None:
-        info = info_from_dataset(ds, path)
+        info = info_from_dataset(ds, path, pixels=extent)
     n_frames = max(info.num_frames, 1)
     bad = [i for i in indices if i < 0 or i >= n_frames]
     if bad:
         raise SkipError(SkipReason.INVALID_DIMENSIONS, f"frame index {bad[0]} outside 0..{n_frames - 1}")
     if info.rows < 1 or info.columns < 1:
         raise SkipError(SkipReason.INVALID_DIMENSIONS, f"image size {info.rows}x{info.columns}")
-    plan = colour_plan(ds)
-    _check_decoder(ds)
     wanted = sorted(set(indices))
+    _check_decoder(ds)
+    check_decodable(info, wanted, max_bytes)
+    plan = colour_plan(ds)
     decoded: dict[int, np.ndarray] = {}
     try:
         decoded = _decode_selected(path, ds, wanted, n_frames, plan)
     except SkipError:
         raise
-    except Exception as exc:
+    except BaseException as exc:
+        if not is_decoder_failure(exc):
+            raise
         raise _decode_error(ds, exc) from exc
     missing = [i for i in wanted if i not in decoded]
     if missing:
@@ -529,8 +727,8 @@ def _decode_selected(
                 return out
             except SkipError:
                 raise
-            except Exception as exc:
-                if n == len(plugins) - 1:
+            except BaseException as exc:
+                if n == len(plugins) - 1 or not is_decoder_failure(exc):
                     raise
                 log.debug(
                     "decoding %s with %s failed (%s); retrying with the default plugin", path, plugin, exc

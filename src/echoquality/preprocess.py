@@ -25,7 +25,16 @@ import cv2
 import numpy as np
 
 from .config import PreprocessConfig
-from .dicom import DicomInfo, SkipError, SkipReason, check_eligible, read_frames, read_info
+from .dicom import (
+    DicomInfo,
+    SkipError,
+    SkipReason,
+    check_eligible,
+    default_decode_cap,
+    is_decoder_failure,
+    read_frames,
+    read_info,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +67,10 @@ def sample_indices(num_frames_in_file: int, fps: float | None, cfg: PreprocessCo
     if n <= 0 or start >= n or cfg.num_frames <= 0:
         return []
     if not cfg.fps_aware:
+        # never materialise a range over the header's frame count (it may be 2**31 - 1)
         stride = max(int(cfg.frame_stride), 1)
-        return list(range(start, n, stride))[: cfg.num_frames]
+        count = min(int(cfg.num_frames), (n - start + stride - 1) // stride)
+        return [start + k * stride for k in range(count)]
     rate = fps if fps is not None and np.isfinite(fps) and fps > 0 else cfg.default_fps
     step = max(int(cfg.frame_stride), 1) * float(rate) / float(cfg.reference_fps)  # source frames per sample
     out: list[int] = []
@@ -216,12 +227,18 @@ def frames_to_clip(
 
 
 def load_clip(
-    path: Path, cfg: PreprocessConfig, folder_name: str | None = None, info: DicomInfo | None = None
+    path: Path,
+    cfg: PreprocessConfig,
+    folder_name: str | None = None,
+    info: DicomInfo | None = None,
+    *,
+    max_decode_bytes: int | None = None,
 ) -> tuple[DicomInfo, np.ndarray]:
     """Read, check, decode the sampled frames, mask, crop and resize one file.
 
     Returns ``(info, clip)`` with *clip* a uint8 BGR array (t, S, S, 3), t <= cfg.num_frames (not
-    padded). Raises SkipError for every reason a file cannot be scored.
+    padded). Decoding may allocate at most *max_decode_bytes* (default: ``default_decode_cap`` for
+    the config's frames). Raises SkipError for every reason a file cannot be scored.
     """
     path = Path(path)
     try:
@@ -234,13 +251,20 @@ def load_clip(
                 SkipReason.INVALID_DIMENSIONS,
                 f"no frame to sample: start_frame {cfg.start_frame} with {info.num_frames} frames",
             )
-        frames = read_frames(path, indices, info)
+        cap = (
+            default_decode_cap(cfg.num_frames, cfg.frame_stride)
+            if max_decode_bytes is None
+            else max_decode_bytes
+        )
+        frames = read_frames(path, indices, info, max_bytes=cap)
         return info, frames_to_clip(frames, cfg, info.us_regions)
     except SkipError:
         raise
     except MemoryError as exc:
         raise SkipError(SkipReason.OTHER_ERRORS, f"out of memory processing {path.name}") from exc
-    except Exception as exc:  # a bad file never crashes the caller
+    except BaseException as exc:  # a bad file never crashes the caller (decoder panics included)
+        if not is_decoder_failure(exc):
+            raise
         raise SkipError(SkipReason.OTHER_ERRORS, f"{type(exc).__name__}: {exc}") from exc
 
 

@@ -465,3 +465,99 @@ def test_ultrasound_regions_are_sanity_checked(tmp_path):
     )
     info = read_info(_save(ds, tmp_path / "r"))
     assert info.us_regions == ((5, 4, 50, 30), (10, 10, 59, 39))
+
+
+# ------------------------------------------------------------------ hardening (issue 9)
+
+
+def _rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"NumberOfFrames": 2147483647}, "NumberOfFrames 2147483647"),
+        ({"Rows": 65535}, "PixelData holds 4096 bytes"),
+        ({"Rows": 65535, "Columns": 65535}, "decode cap"),
+        ({"BitsAllocated": 64}, "BitsAllocated 64"),
+        ({"SamplesPerPixel": 4}, "SamplesPerPixel 4"),
+    ],
+)
+def test_absurd_native_header_is_invalid_dimensions_before_allocating(tmp_path, fields, words):
+    from echoquality.config import PreprocessConfig
+    from echoquality.preprocess import load_clip
+
+    ds = _dataset(np.full((4, 32, 32), 100, np.uint8), "MONOCHROME2")
+    for field, value in fields.items():
+        setattr(ds, field, value)
+    path = _save(ds, tmp_path / "absurd")
+    before = _rss_mb()
+    with pytest.raises(SkipError) as err:
+        load_clip(path, PreprocessConfig())
+    assert err.value.reason is SkipReason.INVALID_DIMENSIONS, err.value.detail
+    assert words in err.value.detail
+    assert _rss_mb() - before < 200  # the 2**31-frame header once drove a process to ~21 GB
+
+
+def test_encapsulated_frame_count_checked_against_fragments(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
+    path = write_clip(tmp_path / "j", frames, photometric="YBR_FULL_422", transfer_syntax="JPEGBaseline8Bit")
+    ds = pydicom.dcmread(path)
+    ds.NumberOfFrames = 2147483647
+    ds.save_as(path)
+    info = read_info(path)
+    assert info.pixels.fragments == 4 and not info.pixels.truncated
+    with pytest.raises(SkipError) as err:
+        read_frames(path, [0, 2], info)
+    assert err.value.reason is SkipReason.INVALID_DIMENSIONS
+    assert "NumberOfFrames 2147483647" in err.value.detail and "4 fragment(s)" in err.value.detail
+
+
+def test_decode_cap_is_configurable(tmp_path):
+    path = _save(_dataset(np.full((4, 64, 64), 100, np.uint8), "MONOCHROME2"), tmp_path / "c")
+    assert read_frames(path, [0, 2]).shape == (2, 64, 64, 3)
+    with pytest.raises(SkipError) as err:
+        read_frames(path, [0, 2], max_bytes=10_000)
+    assert err.value.reason is SkipReason.INVALID_DIMENSIONS and "decode cap" in err.value.detail
+
+
+def _panicking_rle_cine(path: Path) -> Path:
+    """A 2-frame US cine whose first RLE fragment makes the Rust RLE decoder panic (4 flipped bytes of
+    pydicom's MR_small_RLE.dcm, found by fuzzing)."""
+    from pydicom.data import get_testdata_file
+    from pydicom.encaps import generate_frames
+
+    ds = pydicom.dcmread(get_testdata_file("MR_small_RLE.dcm"))
+    good = next(generate_frames(ds.PixelData, number_of_frames=1))
+    bad = bytearray(good)
+    for pos, value in ((1742, 214), (3671, 252), (4728, 140), (5388, 182)):
+        bad[pos] = value
+    ds.PixelData = encapsulate([bytes(bad), good])
+    ds.NumberOfFrames = 2
+    ds.Modality = "US"
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = US_MULTIFRAME_SOP
+    ds.save_as(path)
+    return path
+
+
+def test_decoder_panic_is_a_decode_error(tmp_path):
+    path = _panicking_rle_cine(tmp_path / "panic")
+    with pytest.raises(SkipError) as err:
+        read_frames(path, [0])
+    assert err.value.reason is SkipReason.DECODE_ERROR
+    assert "RLE Lossless" in err.value.detail and "index out of bounds" in err.value.detail
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\x00" * 128 + b"DICM", b"\x00" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\x04\x00"],
+)
+def test_preamble_only_is_not_dicom(tmp_path, content):
+    path = tmp_path / "preamble.dcm"
+    path.write_bytes(content)
+    with pytest.raises(SkipError) as err:
+        read_info(path)
+    assert err.value.reason is SkipReason.NOT_DICOM
