@@ -142,6 +142,7 @@ class CaseError:
     source: str
     row: int  # 1-based row number (JSON list index + 1, or CSV data line number)
     message: str
+    kind: str = "invalid_row"  # groups errors in summaries: missing_name, name_too_long, wrong_type, ...
 
 
 # Columns of a flat (CSV) mapping result; the input fields come first so the file reads back as cases.

@@ -19,6 +19,9 @@ from nhs_lookup.service import ReviewRules, ServiceSettings, create_app
 
 DATA = Path(__file__).resolve().parents[2] / "src" / "nhs_lookup" / "data"
 SAMPLE_CASES = DATA / "sample_cases.json"
+BASE_URL = (
+    "http://127.0.0.1:8000"  # the Host the server accepts (TestClient's default "testserver" is refused)
+)
 
 
 def wait_job(client: TestClient, job_id: str, timeout: float = 60.0) -> dict:
@@ -39,7 +42,7 @@ def make_client(sample_engine, tmp_path):
     def make(engine=None, raise_server_exceptions: bool = True, **overrides) -> TestClient:
         settings = ServiceSettings(db_url=f"sqlite:///{tmp_path / 'service.db'}", **overrides)
         app = create_app(settings, engine=engine or sample_engine)
-        client = TestClient(app, raise_server_exceptions=raise_server_exceptions)
+        client = TestClient(app, base_url=BASE_URL, raise_server_exceptions=raise_server_exceptions)
         client.__enter__()
         clients.append(client)
         return client

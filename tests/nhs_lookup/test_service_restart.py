@@ -22,6 +22,7 @@ from nhs_lookup.records import ExamQuery
 from nhs_lookup.service import ServiceSettings, create_app
 
 SAMPLE_CASES = Path(nhs_lookup.__file__).parent / "data" / "sample_cases.json"
+BASE_URL = "http://127.0.0.1:8000"
 
 
 def wait_job(get, job_id: str, timeout: float = 90.0) -> dict:
@@ -79,7 +80,7 @@ def test_unfinished_job_is_resumed_processing_only_missing_items(sample_engine, 
     exams = sample_exams(copies=2)
     first = _StopAfter(sample_engine, calls_before_stop=2)
     app = create_app(ServiceSettings(db_url=db, job_chunk_size=5), engine=first)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=BASE_URL) as client:
         first.runner = app.state.ctx.runner
         job_id = client.post("/batch", json={"exams": exams}).json()["id"]
         deadline = time.monotonic() + 30
@@ -91,7 +92,9 @@ def test_unfinished_job_is_resumed_processing_only_missing_items(sample_engine, 
         done_before = client.get(f"/jobs/{job_id}/results", params={"limit": 10}).json()["items"]
 
     second = _StopAfter(sample_engine, calls_before_stop=10**9)
-    with TestClient(create_app(ServiceSettings(db_url=db, job_chunk_size=5), engine=second)) as client:
+    with TestClient(
+        create_app(ServiceSettings(db_url=db, job_chunk_size=5), engine=second), base_url=BASE_URL
+    ) as client:
         job = wait_job(client.get, job_id)
         assert job["status"] == "done" and job["processed"] == job["total"] == len(exams)
         assert job["resumed_count"] == 1
@@ -112,14 +115,14 @@ def test_unfinished_job_reported_interrupted_when_resume_is_off(sample_engine, t
     db = f"sqlite:///{tmp_path / 'interrupt.db'}"
     engine = _StopAfter(sample_engine, calls_before_stop=1)
     app = create_app(ServiceSettings(db_url=db, job_chunk_size=4), engine=engine)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=BASE_URL) as client:
         engine.runner = app.state.ctx.runner
         job_id = client.post("/batch", json={"exams": sample_exams()}).json()["id"]
         deadline = time.monotonic() + 30
         while client.get(f"/jobs/{job_id}").json()["processed"] < 4 and time.monotonic() < deadline:
             time.sleep(0.02)
     with TestClient(
-        create_app(ServiceSettings(db_url=db, resume_jobs=False), engine=sample_engine)
+        create_app(ServiceSettings(db_url=db, resume_jobs=False), engine=sample_engine), base_url=BASE_URL
     ) as client:
         job = client.get(f"/jobs/{job_id}").json()
         assert (

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
 
 import typer
-
-from nhs_lookup.records import RESULT_COLUMNS, flatten_result
 
 CATALOGUE_HELP = (
     "Catalogue file: NHS.json, a NICIP/SNOMED mapping (.csv/.xlsx) or a RadLex-style JSON. "
@@ -122,14 +119,22 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.progress import Progress
 
+        from nhs_lookup.batch_output import (
+            error_summary,
+            errors_path,
+            writable_problem,
+            write_errors,
+            write_results,
+        )
         from nhs_lookup.cases import CaseFileError, iter_cases
 
         err = Console(stderr=True)
-        if output_file.exists() and not force:
-            err.print(f"[red]error:[/red] {output_file} exists (use --force to overwrite)")
-            raise typer.Exit(2)
         if output_file.suffix.lower() not in {".json", ".csv"}:
             err.print("[red]error:[/red] output must be .json or .csv")
+            raise typer.Exit(2)
+        problem = writable_problem(output_file, force=force)
+        if problem:
+            err.print(f"[red]error:[/red] {problem}", highlight=False)
             raise typer.Exit(2)
         errors: list = []
         try:
@@ -146,16 +151,12 @@ def register(app: typer.Typer) -> None:
                 results.extend(engine.lookup_many([c.query for c in chunk]))
                 progress.advance(task, len(chunk))
         rows = [r.to_dict() for r in results]
-        output_file.parent.mkdir(parents=True, exist_ok=True)
-        if output_file.suffix.lower() == ".json":
-            output_file.write_text(json.dumps(rows, indent=1))
-        else:
-            with output_file.open("w", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=RESULT_COLUMNS)
-                w.writeheader()
-                w.writerows(flatten_result(r) for r in rows)
-        for e in errors:
-            err.print(f"[yellow]row {e.row}:[/yellow] {e.message}")
+        write_results(output_file, rows)
+        for line in error_summary(errors):
+            err.print(line, highlight=False, markup=False)
+        if errors:
+            write_errors(errors_path(output_file), errors)
+            err.print(f"all {len(errors)} bad row(s) listed in {errors_path(output_file)}", highlight=False)
         matched = sum(r["matched"] for r in rows)
         err.print(f"{len(rows)} exams processed ({matched} matched), {len(errors)} bad rows -> {output_file}")
         if errors:
@@ -175,16 +176,39 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from nhs_lookup.cases import CaseFileError, load_cases
+        from nhs_lookup.batch_output import (
+            ERRORS_SHOWN,
+            error_summary,
+            errors_path,
+            writable_problem,
+            write_errors,
+        )
+        from nhs_lookup.cases import CaseFileError, load_cases, unknown_labels
         from nhs_lookup.evaluate import evaluate
 
         con = Console()
+        err = Console(stderr=True, highlight=False)
+        problem = writable_problem(json_out, force=True) if json_out else None
+        if problem:
+            err.print(f"[red]error:[/red] {problem}")
+            raise typer.Exit(2)
         try:
             cases, errors = load_cases(gold_file)
         except CaseFileError as exc:
-            Console(stderr=True).print(f"[red]error:[/red] {exc}")
+            err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from exc
+        if not any(c.labelled for c in cases):
+            err.print(
+                f"[red]error:[/red] {gold_file}: 0 labelled cases ({len(cases)} read, {len(errors)} bad rows); "
+                "evaluate needs 'acceptable' or 'no_match' labels"
+            )
+            raise typer.Exit(2)
         engine = _engine(catalogue, config)
+        label_warnings = unknown_labels(cases, engine.catalogue)
+        for w in label_warnings[:ERRORS_SHOWN]:
+            err.print(f"warning: {w.message()}", markup=False)
+        if label_warnings:
+            err.print(f"{len(label_warnings)} gold label(s) name no catalogue row (those cases cannot score)")
         rep = evaluate(engine, cases)
         con.print(
             f"[bold]{gold_file}[/bold]: {rep.n_cases} labelled cases, catalogue {engine.catalogue.source_path}"
@@ -226,8 +250,11 @@ def register(app: typer.Typer) -> None:
                     "NO MATCH" if o.gold_no_match else " | ".join(o.acceptable[:3]),
                 )
             con.print(t)
-        for e in errors:
-            con.print(f"[yellow]row {e.row}:[/yellow] {e.message}")
+        for line in error_summary(errors):
+            err.print(line, markup=False)
+        if errors and json_out:
+            write_errors(errors_path(json_out), errors)
+            err.print(f"all {len(errors)} bad row(s) listed in {errors_path(json_out)}")
         if json_out:
             import nhs_lookup
 
@@ -237,6 +264,8 @@ def register(app: typer.Typer) -> None:
                 "gold_file": str(gold_file),
                 "catalogue": engine.catalogue.source_path,
                 "config": engine.config.to_dict(),
+                "bad_rows": len(errors),
+                "unknown_gold_labels": [vars(w) for w in label_warnings],
             }
             json_out.parent.mkdir(parents=True, exist_ok=True)
             json_out.write_text(json.dumps(data, indent=1, default=str))

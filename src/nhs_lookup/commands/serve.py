@@ -60,6 +60,14 @@ def serve(
         ),
     ] = 50,
     log_level: Annotated[str, typer.Option(help="Uvicorn log level.")] = "info",
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="A further host name clients use to reach the server (repeatable; '*' allows any). "
+            "Requests naming another Host are refused, which stops DNS-rebinding attacks.",
+        ),
+    ] = None,
 ) -> None:
     """Run the lookup API (docs at /docs) and the review web app (at /) on HOST:PORT.
 
@@ -81,6 +89,8 @@ def serve(
         max_upload_mb=max_upload_mb,
         resume_jobs=resume,
         job_chunk_size=job_chunk_size,
+        host=host,
+        allowed_hosts=tuple(allowed_host or ()),
     )
     if config is not None:
         try:

@@ -6,7 +6,6 @@ tests build as many apps as they like (each against its own database).
 
 from __future__ import annotations
 
-import csv
 import hmac
 import io
 import logging
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
@@ -41,6 +41,7 @@ from nhs_lookup.service.lookups import (
 )
 from nhs_lookup.service.review import ACTION_STATUS, MappingKey, band_of
 from nhs_lookup.service.schemas import (
+    MAX_INT64,
     BatchIn,
     BulkApproveIn,
     BulkApproveOut,
@@ -61,7 +62,9 @@ from nhs_lookup.service.schemas import (
     MappingPage,
     SummaryOut,
 )
+from nhs_lookup.service.security import SecurityMiddleware, host_policy
 from nhs_lookup.service.settings import ServiceSettings
+from nhs_lookup.textfile import SafeDictWriter
 
 log = logging.getLogger("nhs_lookup.service")
 
@@ -131,6 +134,9 @@ def queue_filter(
 
 
 Filter = Annotated[QueueFilter, Depends(queue_filter)]
+# Bounded so that a 30-digit number is a 422, not an OverflowError in the database driver.
+Offset = Annotated[int, Query(ge=0, le=MAX_INT64)]
+MappingId = Annotated[int, PathParam(ge=0, le=MAX_INT64)]
 
 
 def create_app(settings: ServiceSettings | None = None, *, engine: EngineLike | None = None) -> FastAPI:
@@ -172,6 +178,7 @@ def create_app(settings: ServiceSettings | None = None, *, engine: EngineLike | 
     )
     _install_error_handlers(app)
     _install_docs(app)
+    app.add_middleware(SecurityMiddleware, hosts=host_policy(settings.host, settings.allowed_hosts))
 
     # ------------------------------------------------------------------ basics
     @app.get("/health", tags=["service"])
@@ -191,8 +198,7 @@ def create_app(settings: ServiceSettings | None = None, *, engine: EngineLike | 
         """Look up one exam. An input a reviewer already approved (or marked no-match) gets that answer
         at once, with who/when; targets rejected for this input are never proposed."""
         query = ExamQuery(exam.exam_name, exam.modality_code, exam.exam_code, exam.data_source)
-        with ctx.runner.engine_lock:
-            answer, mapping = answer_one(ctx.engine, ctx.store, settings.review, query)
+        answer, mapping = answer_one(ctx.engine, ctx.store, settings.review, query)
         return LookupOut(
             result=answer.payload,
             remembered=answer.remembered,
@@ -279,7 +285,7 @@ def create_app(settings: ServiceSettings | None = None, *, engine: EngineLike | 
     def job_results(
         job_id: str,
         ctx: Ctx,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Offset = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         format: Literal["json", "csv"] = "json",  # noqa: A002 - the public query parameter name
     ) -> Any:
@@ -311,8 +317,7 @@ def create_app(settings: ServiceSettings | None = None, *, engine: EngineLike | 
         """Free-text catalogue search, for picking a target by hand."""
         if not q.strip():
             raise ApiError(422, "q must not be blank")
-        with ctx.runner.engine_lock:
-            entries = ctx.engine.search_catalogue(q.strip(), limit)
+        entries = ctx.engine.search_catalogue(q.strip(), limit)
         return [
             CatalogueEntryOut(
                 name=e.name,
@@ -332,7 +337,7 @@ def create_app(settings: ServiceSettings | None = None, *, engine: EngineLike | 
     def list_mappings(
         ctx: Ctx,
         f: Filter,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Offset = 0,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> MappingPage:
         """The review queue: flagged first, then lowest confidence."""
@@ -340,7 +345,7 @@ def create_app(settings: ServiceSettings | None = None, *, engine: EngineLike | 
         return MappingPage(total=total, offset=offset, limit=limit, items=[mapping_out(m) for m in rows])
 
     @app.get("/mappings/{mapping_id}", response_model=MappingDetailOut, tags=["review"])
-    def get_mapping(mapping_id: int, ctx: Ctx, f: Filter) -> MappingDetailOut:
+    def get_mapping(mapping_id: MappingId, ctx: Ctx, f: Filter) -> MappingDetailOut:
         """One mapping with its proposal, candidates and decision history; ``next_id`` follows the queue."""
         m = _mapping_or_404(ctx, mapping_id)
         return mapping_detail(ctx, m, f)
@@ -351,7 +356,7 @@ def create_app(settings: ServiceSettings | None = None, *, engine: EngineLike | 
         tags=["review"],
         dependencies=[Writer],
     )
-    def decide(mapping_id: int, body: DecisionIn, ctx: Ctx) -> MappingDetailOut:
+    def decide(mapping_id: MappingId, body: DecisionIn, ctx: Ctx) -> MappingDetailOut:
         """Approve, choose another target, reject, mark no-match, flag, defer, or reset one mapping."""
         m = _mapping_or_404(ctx, mapping_id)
         apply_decision(ctx, m, body)
@@ -509,9 +514,10 @@ async def _read_upload(
         raise ApiError(422, "multipart upload needs a 'file' field with a .json or .csv file")
     filename = Path(upload.filename or "upload").name
     suffix = Path(filename).suffix.lower()
-    if suffix not in {".json", ".csv"}:
+    if suffix not in {".json", ".csv", ".tsv"}:
         raise ApiError(
-            415, f"'{filename}': unsupported file type '{suffix or 'none'}' (upload a .json or .csv file)"
+            415,
+            f"'{filename}': unsupported file type '{suffix or 'none'}' (upload a .json, .csv or .tsv file)",
         )
     with tempfile.TemporaryDirectory(prefix="nhs_lookup_upload_") as tmp:
         path = Path(tmp) / f"upload{suffix}"
@@ -592,7 +598,7 @@ def _item_out(item: JobItem) -> JobItemOut:
 
 def _results_csv(store: Store, job_id: str) -> Iterator[str]:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=RESULT_CSV_COLUMNS)
+    writer = SafeDictWriter(buf, fieldnames=RESULT_CSV_COLUMNS)
     writer.writeheader()
     for item in store.iter_job_items(job_id):
         r = item.result or {}
@@ -699,8 +705,7 @@ def apply_decision(ctx: ServiceContext, m: Mapping, body: DecisionIn) -> None:
             raise ApiError(409, "nothing to reject: the mapping has no target")
         exclude = tuple(dict.fromkeys([*(m.rejected_targets or []), m.target_name]))
         query = ExamQuery(m.exam_name, m.modality_code, m.exam_code, m.data_source)
-        with ctx.runner.engine_lock:
-            result = ctx.engine.lookup(query, exclude=exclude)
+        result = ctx.engine.lookup(query, exclude=exclude)
         flags = proposal_flags(result, ctx.settings.review)
         reproposal = (
             target_of(result.best.entry) if result.best else None,

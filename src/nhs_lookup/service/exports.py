@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import uuid
@@ -14,6 +13,7 @@ from urllib.parse import quote
 
 from nhs_lookup import __version__
 from nhs_lookup.service.review import NEEDS_REVIEW
+from nhs_lookup.textfile import SafeDictWriter
 
 SNOMED_URI = "http://snomed.info/sct"
 LATERALITY_ATTRIBUTE = "http://snomed.info/id/272741003"  # SNOMED CT 'Laterality' attribute
@@ -75,7 +75,7 @@ def summarize(counts: Iterable[tuple[str | None, str, int]]) -> list[SourceSumma
 
 def to_csv(rows: Sequence[ExportRow]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
+    writer = SafeDictWriter(buf, fieldnames=CSV_COLUMNS)
     writer.writeheader()
     for r in rows:
         d = asdict(r)

@@ -19,7 +19,8 @@ _WAKE = ""  # queued by stop() so the worker notices at once
 
 
 class JobRunner:
-    """Runs batch jobs in a single background thread (the engine is CPU-bound and not re-entrant)."""
+    """Runs batch jobs in a single background thread, next to request handlers using the same engine
+    (lookups are thread-safe: the engine's only mutable state is its parse cache, a plain dict)."""
 
     def __init__(self, store: Store, engine: EngineLike, rules: ReviewRules, chunk_size: int = 50) -> None:
         self.store = store
@@ -29,7 +30,6 @@ class JobRunner:
         self._queue: queue.Queue[str] = queue.Queue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.engine_lock = threading.Lock()  # shared with request handlers calling the engine
 
     def start(self) -> None:
         if self._thread is None:
@@ -93,16 +93,14 @@ class JobRunner:
     def _process(self, items: list[JobItem]) -> list[ItemOutcome]:
         queries = [it.query() for it in items]
         try:
-            with self.engine_lock:
-                answers = answer_many(self.engine, self.store, self.rules, queries)
+            answers = answer_many(self.engine, self.store, self.rules, queries)
             return [_outcome(it, a) for it, a in zip(items, answers, strict=True)]
         except Exception:
             log.warning("chunk failed as a whole; retrying its items one by one", exc_info=True)
         outcomes = []
         for it, q in zip(items, queries, strict=True):
             try:
-                with self.engine_lock:
-                    answer, _ = answer_one(self.engine, self.store, self.rules, q)
+                answer, _ = answer_one(self.engine, self.store, self.rules, q)
                 outcomes.append(_outcome(it, answer))
             except Exception as exc:  # per-item error: reported, the rest processed
                 outcomes.append(ItemOutcome(item_id=it.id, result=None, error=f"{type(exc).__name__}: {exc}"))

@@ -7,7 +7,9 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from nhs_lookup.cases import MAX_NAME_LENGTH
+from nhs_lookup.textfile import has_visible_text
 
+MAX_INT64 = 2**63 - 1  # largest id / offset a database integer holds
 ActionName = Literal["approve", "choose", "reject", "no_match", "flag", "defer", "reset"]
 EquivalenceName = Literal["equivalent", "equal", "wider", "subsumes", "narrower", "specializes", "inexact"]
 
@@ -50,7 +52,7 @@ class ExamIn(BaseModel):
     @field_validator("exam_name", mode="before")
     @classmethod
     def _not_blank(cls, value: Any) -> Any:
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if value is None or (isinstance(value, str) and not has_visible_text(value)):
             raise ValueError("must not be empty")
         return value
 

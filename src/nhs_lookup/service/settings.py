@@ -42,6 +42,8 @@ class ServiceSettings:
     job_chunk_size: int = 50  # items looked up and committed per transaction in a batch job
     resume_jobs: bool = True  # resume interrupted jobs at start-up; False marks them 'interrupted'
     review: ReviewRules = field(default_factory=ReviewRules)
+    host: str = "127.0.0.1"  # the bound address: accepted in the Host header (DNS-rebinding check)
+    allowed_hosts: tuple[str, ...] = ()  # further names clients use to reach the server ('*': any)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -58,6 +60,8 @@ class ServiceSettings:
             "max_batch_items": self.max_batch_items,
             "job_chunk_size": self.job_chunk_size,
             "resume_jobs": self.resume_jobs,
+            "host": self.host,
+            "allowed_hosts": list(self.allowed_hosts),
             "review": dataclasses.asdict(self.review),
         }
         return data

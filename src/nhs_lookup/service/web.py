@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -19,6 +20,7 @@ from nhs_lookup import __version__
 from nhs_lookup.service.db import QueueFilter
 from nhs_lookup.service.exports import summarize
 from nhs_lookup.service.review import BANDS, STATUSES, band_of
+from nhs_lookup.service.schemas import MAX_INT64
 from nhs_lookup.service.settings import ServiceSettings
 
 HERE = Path(__file__).parent
@@ -97,7 +99,7 @@ def register_web(app: FastAPI, settings: ServiceSettings) -> None:
         band: str = "",
         flag: str = "",
         q: str = "",
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
     ) -> HTMLResponse:
         ctx = request.app.state.ctx
         f, params = _queue_filter(status, data_source, modality, band, flag, q)
@@ -122,7 +124,7 @@ def register_web(app: FastAPI, settings: ServiceSettings) -> None:
     @app.get("/ui/review/{mapping_id}", response_class=HTMLResponse, include_in_schema=False)
     def review_page(
         request: Request,
-        mapping_id: int,
+        mapping_id: Annotated[int, PathParam(ge=0, le=MAX_INT64)],
         status: str = "needs_review",
         data_source: str = "",
         modality: str = "",

@@ -60,6 +60,10 @@
     return t && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName));
   }
 
+  // No inline handlers or style attributes: the Content-Security-Policy allows only this file.
+  $$("select[data-autosubmit]").forEach((el) => el.addEventListener("change", () => el.form.submit()));
+  $$("[data-width]").forEach((el) => { el.style.width = Math.max(0, Math.min(100, Number(el.dataset.width) || 0)) + "%"; });
+
   // ---------------------------------------------------------------- jobs page
   const uploadForm = $("#upload-form");
   if (uploadForm) {
