@@ -49,6 +49,8 @@ PET_TRACERS = frozenset(
         "fet",
     }
 )
+# Actions that do not make a procedure interventional (a post-mortem CT is a diagnostic study).
+NON_INTERVENTIONAL_ACTIONS = frozenset({"post mortem"})
 LATERALITY_WORDS = {"left": "left", "right": "right", "bilateral": "bilateral"}
 # Words that carry no procedure identity (for specificity and "unspecific" checks).
 STRUCTURAL_WORDS = frozenset(
@@ -68,6 +70,8 @@ class ParsedName:
     content: frozenset[str]  # identity-bearing tokens (no modality/laterality/contrast/context words)
     unspecific: bool = False  # only modality / "miscellaneous"-type words: nothing to map
     interventional_neutral: bool = False  # names a study whose protocol includes an injection
+    actions: frozenset[str] = frozenset()  # procedure actions stated (insert, remove, biopsy, ...)
+    modality_only: bool = False  # states nothing beyond a modality (or nothing at all)
 
 
 def _find_phrases(tokens: list[str], phrases: dict[str, str], max_len: int = 4) -> list[tuple[int, int, str]]:
@@ -210,6 +214,19 @@ def _implied_anatomy(
     return None
 
 
+# Words that make a following action history, not the procedure ("post coiling", "previous stent").
+HISTORY_WORDS = frozenset({"post", "after", "previous", "prior", "following", "known"})
+
+
+def _actions(tokens: list[str], vocab: Vocabulary) -> frozenset[str]:
+    """Procedure actions stated in the name; an action after a history word is context."""
+    return frozenset(
+        v
+        for start, _, v in _find_phrases(tokens, vocab.actions, max_len=3)
+        if start == 0 or tokens[start - 1] not in HISTORY_WORDS
+    )
+
+
 def _interventional(tokens: list[str], vocab: Vocabulary) -> bool:
     return bool(_find_phrases(tokens, {t: t for t in vocab.interventional}, max_len=3))
 
@@ -269,13 +286,14 @@ def parse_name(
         if t not in STRUCTURAL_WORDS and t not in vocab.context_words and t not in _modality_words(vocab)
     )
     anatomy = anatomy or IMPLIED_ANATOMY.get(modality or "", ())
+    actions = _actions(tokens, vocab)
     comps = Components(
         modality=modality,
         anatomy=anatomy,
         laterality=laterality,
         contrast=_contrast(clean),
         technique=_technique(tokens, vocab),
-        interventional=_interventional(tokens, vocab),
+        interventional=_interventional(tokens, vocab) or bool(actions - NON_INTERVENTIONAL_ACTIONS),
         non_clinical=non_clinical_reason(text, vocab),
         clean_text=clean,
     )
@@ -287,7 +305,10 @@ def parse_name(
         and (not tokens or bool(vocab.unspecific_words & set(raw_tokens)))
     )
     neutral = bool(_find_phrases(tokens, _vocab_maps(vocab)[1], max_len=3))
-    return ParsedName(comps, tuple(tokens), source, implied, context, content, unspecific, neutral)
+    modality_only = not content and not anatomy and not comps.technique and not actions
+    return ParsedName(
+        comps, tuple(tokens), source, implied, context, content, unspecific, neutral, actions, modality_only
+    )
 
 
 _MOD_WORDS: dict[int, frozenset[str]] = {}

@@ -57,6 +57,19 @@ class ScoringConfig:
     context_match_bonus: float = 0.10
     contrast_mismatch_score: float = 0.3
     contrast_null_score: float = 0.7
+    # Labelling rules as soft costs: unstated contrast prefers the row without a contrast qualifier;
+    # a stated side scores an unlateralised row at laterality_null_score.
+    contrast_unstated_penalty: float = 0.2
+    laterality_null_score: float = 0.7
+    # Procedure actions (insert, remove, biopsy, ...): a stated action shared with the row earns the
+    # bonus; a row without the stated action pays action_missing_penalty; a name stating no action
+    # pays action_unstated_penalty on a row that adds one. Conflicting actions are hard violations.
+    action_match_bonus: float = 0.1
+    action_missing_penalty: float = 0.1
+    action_unstated_penalty: float = 0.06
+    # The RIS modality code decides when the name states no modality: a row of a dissimilar modality
+    # pays this (not a hard constraint: interventional RIS codes cover several guidance modalities).
+    code_modality_penalty: float = 0.3
     modality_similarity: dict[str, dict[str, float]] = field(default_factory=_default_modality_similarity)
 
 

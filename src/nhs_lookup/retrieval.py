@@ -46,6 +46,13 @@ def _default_similarity() -> np.ndarray:
     return modality_matrix(ScoringConfig(modality_similarity={}))
 
 
+def _action_mask(actions: frozenset[str], bits: dict[str, int]) -> int:
+    mask = 0
+    for a in actions:
+        mask |= bits.get(a, 0)
+    return mask
+
+
 def _expand(anatomy: tuple[str, ...], vocab: Vocabulary) -> set[str]:
     out: set[str] = set()
     for a in anatomy:
@@ -73,6 +80,9 @@ class CatalogueIndex:
     name_words: sp.csr_matrix  # content words of the name (T, N)
     all_words: sp.csr_matrix  # all tokens of name + FSN (T, N)
     name_words_n: np.ndarray
+    action_bits: dict[str, int]  # canonical action -> bit
+    actions: np.ndarray  # (N,) int32 bit mask: actions of the row's name and FSN
+    exclusive_actions: int  # bit mask of mutually exclusive actions
     modality: np.ndarray  # int8 codes
     laterality: np.ndarray
     contrast: np.ndarray
@@ -122,6 +132,16 @@ class CatalogueIndex:
         )
         name_words = _binary(name_content, word_vocab)
         content_id_of: dict[frozenset[str], int] = {}
+        action_bits = {a: 1 << i for i, a in enumerate(sorted(set(vocab.actions.values())))}
+        # FSN actions count on interventional rows only: a diagnostic row's FSN names actions as its
+        # purpose ("CT angiography for transcatheter aortic valve implantation").
+        row_actions = [
+            _action_mask(
+                p.actions | (pf.actions if pf is not None and p.components.interventional else frozenset()),
+                action_bits,
+            )
+            for p, pf in zip(catalogue.parsed, catalogue.parsed_fsn, strict=True)
+        ]
         n_content = np.asarray(name_words.sum(axis=1)).ravel()
         return cls(
             n=len(catalogue.entries),
@@ -157,6 +177,9 @@ class CatalogueIndex:
                 dtype=np.int32,
             ),
             content_id_of=content_id_of,
+            action_bits=action_bits,
+            actions=np.array(row_actions, dtype=np.int32),
+            exclusive_actions=_action_mask(vocab.exclusive_actions, action_bits),
         )
 
     # ------------------------------------------------------------------------------------- queries
@@ -258,6 +281,10 @@ class CatalogueIndex:
                     q_unspecific=p.unspecific,
                     non_clinical=c.non_clinical,
                     q_interventional_neutral=p.interventional_neutral,
+                    cand_action=self.actions[idx],
+                    q_action=_action_mask(p.actions, self.action_bits),
+                    exclusive_actions=self.exclusive_actions,
+                    q_modality_only=p.modality_only,
                 )
             )
         return out

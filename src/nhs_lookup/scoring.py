@@ -11,7 +11,7 @@ contrast must agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -57,6 +57,10 @@ class PreparedQuery:
     q_unspecific: bool
     non_clinical: str | None = None
     q_interventional_neutral: bool = False  # sentinel node etc.: injection is part of the study
+    cand_action: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))  # action bits
+    q_action: int = 0  # bit mask of the actions the name states
+    exclusive_actions: int = 0  # bit mask of mutually exclusive actions (insert/remove/exchange)
+    q_modality_only: bool = False  # the name states nothing beyond a modality
 
 
 @dataclass
@@ -97,8 +101,11 @@ def modality_matrix(scoring: ScoringConfig) -> np.ndarray:
     return m
 
 
-def laterality_scores(p: PreparedQuery, k: int) -> tuple[np.ndarray, np.ndarray]:
+def laterality_scores(
+    p: PreparedQuery, k: int, scoring: ScoringConfig | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(soft score, hard violation) for the first k candidates."""
+    null = scoring.laterality_null_score if scoring is not None else 0.7
     c = p.cand_laterality[:k]
     q = p.q_laterality
     hard = np.zeros(k, dtype=np.float32)
@@ -110,7 +117,7 @@ def laterality_scores(p: PreparedQuery, k: int) -> tuple[np.ndarray, np.ndarray]
     elif p.q_bilateral_implied:
         s = np.select([c == 3, c == 0], [1.0, 0.85], 0.5)
     else:
-        s = np.where(c == q, 1.0, np.where(c == 0, 0.7, 0.0))
+        s = np.where(c == q, 1.0, np.where(c == 0, null, 0.0))
         hard = ((c != q) & (c != 0)).astype(np.float32)
     return s.astype(np.float32), hard
 
@@ -135,13 +142,34 @@ def contrast_scores(p: PreparedQuery, k: int, scoring: ScoringConfig) -> tuple[n
     return s.astype(np.float32), hard
 
 
+def action_scores(p: PreparedQuery, k: int, scoring: ScoringConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(additive adjustment, hard violation) from the procedure actions of name and rows.
+
+    A stated action the row lacks while the row states another one (biopsy vs drainage), or an
+    exclusive action against another (insertion vs removal), is a hard violation like laterality."""
+    ca = p.cand_action[:k] if len(p.cand_action) else np.zeros(k, dtype=np.int32)
+    q = p.q_action
+    if p.q_interventional_neutral:  # sentinel node: injection and localisation are the study itself
+        return np.zeros(k, np.float32), np.zeros(k, np.float32)
+    if not q:
+        return (-scoring.action_unstated_penalty * (ca != 0)).astype(np.float32), np.zeros(k, np.float32)
+    shared = (ca & q) != 0
+    excl = p.exclusive_actions
+    conflict = (q & excl) != 0
+    hard = ((ca != 0) & ~shared) | (conflict & ((ca & excl) != 0) & ((ca & q & excl) == 0))
+    adj = np.where(shared, scoring.action_match_bonus, 0.0) - np.where(
+        ca == 0, scoring.action_missing_penalty, 0.0
+    )
+    return adj.astype(np.float32), hard.astype(np.float32)
+
+
 def score(p: PreparedQuery, scoring: ScoringConfig) -> RankOutput:
     """Score the first ``scoring.retriever_top_k`` candidates and sort them (best first)."""
     k = max(1, min(int(scoring.retriever_top_k), len(p.idx)))
     wc, wf = scoring.weights_component, scoring.weights_final
     mm = modality_matrix(scoring)
     mod = mm[p.q_modality, p.cand_modality[:k]]
-    lat, lat_hard = laterality_scores(p, k)
+    lat, lat_hard = laterality_scores(p, k, scoring)
     con, con_hard = contrast_scores(p, k, scoring)
     anat = p.anatomy[:k]
     tech = p.technique[:k]
@@ -155,11 +183,21 @@ def score(p: PreparedQuery, scoring: ScoringConfig) -> RankOutput:
         total = total + np.where(cand_int, scoring.interventional_bonus, scoring.interventional_penalty)
     total = total + scoring.context_match_bonus * p.shared_context[:k]
     total = total * np.maximum(1.0 - scoring.specificity_penalty_weight * p.extra_words[:k], 0.3)
-    total = total + scoring.synonym_match_bonus * p.same_content[:k]
+    # Same content words but a contrast qualifier the name does not state is not a synonym-level match.
+    total = total + scoring.synonym_match_bonus * (p.same_content[:k] & (con >= 0.95))
     exact = p.same_content[:k] & (lat == 1.0) & (con == 1.0) & (mod == 1.0)
     total = total + scoring.exact_match_bonus * exact
+    act, act_hard = action_scores(p, k, scoring)
+    total = total + act
+    cand_con = p.cand_contrast[:k]
+    if p.q_contrast == 0:
+        # Unstated contrast: the labelling rule prefers the row without a contrast qualifier.
+        total = total - scoring.contrast_unstated_penalty * ((cand_con == 1) | (cand_con == 3))
+    if p.q_modality_source == "code" and p.q_modality != MODALITIES["IR"]:
+        # No modality word: the RIS code decides (IR codes book guided work of several modalities).
+        total = total - scoring.code_modality_penalty * (mod < 0.65)
     # Hard constraints (config-independent): each violation costs more than any soft score can add.
-    hard = lat_hard + con_hard
+    hard = lat_hard + con_hard + act_hard
     if not p.q_interventional and not p.q_interventional_neutral:
         hard = hard + cand_int.astype(np.float32)
     if p.q_modality_source == "text":

@@ -24,6 +24,7 @@ VOCAB_FILES = (
     "noise.yaml",
     "non_clinical.yaml",
     "techniques.yaml",
+    "actions.yaml",
 )
 
 
@@ -76,6 +77,8 @@ class Vocabulary:
     implied_anatomy: tuple[ImpliedAnatomy, ...] = ()
     doppler_modalities: frozenset[str] = frozenset()  # vessel imaging by these modalities is Doppler
     doppler_anatomy: frozenset[str] = frozenset()
+    actions: dict[str, str] = field(default_factory=dict)  # phrase -> canonical action
+    exclusive_actions: frozenset[str] = frozenset()  # actions that exclude each other
     fingerprint: str = ""
 
     def ancestors(self, term: str) -> list[str]:
@@ -230,6 +233,13 @@ def load_vocabulary(data_dir: Path = DATA_DIR) -> Vocabulary:
     v.interventional_neutral = frozenset(
         _norm_phrase(t) for t in (tech.get("interventional") or {}).get("neutral") or []
     )
+    act = _read("actions.yaml", data_dir)
+    for action, phrases in (act.get("actions") or {}).items():
+        if not isinstance(phrases, list):
+            raise VocabularyError(f"actions.yaml actions.{action}: expected a list of phrases")
+        for p in phrases:
+            v.actions.setdefault(_norm_phrase(p), _norm_phrase(action))
+    v.exclusive_actions = frozenset(_norm_phrase(a) for a in act.get("exclusive") or [])
     return v
 
 
