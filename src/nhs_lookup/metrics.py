@@ -7,7 +7,8 @@ Judging uses :func:`nhs_lookup.cases.correct_rank` (the project's single gold ru
 Confidence of an *answer*: a match answers "this row" with probability ``confidence``; a no-match answers
 "no row fits", which is right with probability ``1 - confidence`` when the engine abstained on a low score
 and with probability 1 when a rule (administrative entry, nothing to map) decided it. Calibration bands,
-ECE and auto-accept coverage all use this answer confidence, so abstentions count as answers.
+and ECE use this answer confidence, so abstentions count as answers. Auto-accept coverage counts matched
+answers only (an abstention always goes to a reviewer), as a share of all judged cases.
 """
 
 from __future__ import annotations
@@ -281,11 +282,13 @@ def expected_calibration_error(pairs: Sequence[tuple[float, bool]], n_bins: int 
 
 
 def auto_accept(
-    pairs: Sequence[tuple[float, bool]], target: float = TARGET_PRECISION
+    pairs: Sequence[tuple[float, bool]], target: float = TARGET_PRECISION, total: int | None = None
 ) -> tuple[float, float | None]:
-    """(coverage, threshold): the share of answers whose confidence is at or above the lowest threshold
-    at which the precision of those answers is >= *target*. (0, None) when no threshold reaches it."""
-    if not pairs:
+    """(coverage, threshold): the share of *total* (default: all pairs) whose confidence is at or above
+    the lowest threshold at which the precision of those answers is >= *target*; (0, None) when no
+    threshold reaches it. Tied confidences are accepted or refused together."""
+    total = len(pairs) if total is None else total
+    if not pairs or not total:
         return 0.0, None
     ordered = sorted(pairs, key=lambda p: -p[0])
     best_n, best_t = 0, None
@@ -295,7 +298,7 @@ def auto_accept(
         last_of_tie = i == len(ordered) or ordered[i][0] < conf
         if last_of_tie and correct / i >= target:
             best_n, best_t = i, conf
-    return best_n / len(ordered), best_t
+    return best_n / total, best_t
 
 
 # -- summary -----------------------------------------------------------------------------------------
@@ -329,6 +332,7 @@ class MetricsAccumulator:
         self.overall = GroupStats()
         self.bands = _new_bands(self.edges)
         self.pairs: list[tuple[float, bool]] = []
+        self.matched_pairs: list[tuple[float, bool]] = []
         self.engine_nm = self.engine_nm_right = self.gold_nm = self.gold_nm_found = 0
         self.matched = 0
         self.confidence_sum = 0.0
@@ -342,6 +346,8 @@ class MetricsAccumulator:
         self.overall.add(o)
         self.pairs.append((o.answer_confidence, o.top1))
         self.matched += o.matched
+        if o.matched:
+            self.matched_pairs.append((o.confidence, o.top1))
         self.confidence_sum += o.confidence
         if not o.matched:
             self.engine_nm += 1
@@ -355,7 +361,7 @@ class MetricsAccumulator:
 
     def result(self) -> Metrics:
         g, n = self.overall, len(self.pairs)
-        cov, threshold = auto_accept(self.pairs, self.target)
+        cov, threshold = auto_accept(self.matched_pairs, self.target, total=n)
         return Metrics(
             cases=n,
             top1=g.top1_accuracy,
