@@ -64,7 +64,7 @@ from nhs_lookup.service.schemas import (
 )
 from nhs_lookup.service.security import SecurityMiddleware, host_policy
 from nhs_lookup.service.settings import ServiceSettings
-from nhs_lookup.textfile import SafeDictWriter
+from nhs_lookup.textfile import SafeDictWriter, has_visible_text
 
 log = logging.getLogger("nhs_lookup.service")
 
@@ -315,7 +315,7 @@ def create_app(settings: ServiceSettings | None = None, *, engine: EngineLike | 
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
     ) -> list[CatalogueEntryOut]:
         """Free-text catalogue search, for picking a target by hand."""
-        if not q.strip():
+        if not has_visible_text(q):
             raise ApiError(422, "q must not be blank")
         entries = ctx.engine.search_catalogue(q.strip(), limit)
         return [
@@ -546,7 +546,7 @@ async def _read_upload(
 def _job_or_404(ctx: ServiceContext, job_id: str) -> Job:
     job = ctx.store.get_job(job_id)
     if job is None:
-        raise ApiError(404, f"no job '{job_id}'")
+        raise ApiError(404, f"no job '{job_id[:64]}'")
     return job
 
 
