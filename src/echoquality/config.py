@@ -56,6 +56,9 @@ class InferenceConfig:
     gradcam: bool = False  # save a Grad-CAM GIF per scored file (needs echoquality.gradcam)
     max_in_flight: int = 0  # files queued/decoding at once (bounds memory); 0: 2*batch_size + 2*workers
     start_method: str = "spawn"  # multiprocessing start method of the decode workers
+    # most memory decoding one file may take (MiB); larger files are skipped as invalid_dimensions.
+    # 0: derived from the model's input (num_frames * frame_stride frames of 1024x1024 RGB, x4)
+    max_decode_mb: float = 0.0
 
 
 @dataclass

@@ -13,13 +13,18 @@ spawned worker processes start fast and light.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import errno
 import hashlib
 import json
 import multiprocessing
+import os
 import shutil
+import signal
+import stat
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,27 +62,103 @@ class InputFile:
     folder: str
     key: str  # POSIX path relative to the folder
     path: Path
+    skip: tuple[str, str] | None = None  # (reason, detail) for entries that cannot be read as files
+
+
+#: Directory names that look like DICOM files; such a directory is reported (and still searched).
+_FILE_LIKE_SUFFIXES = (".dcm", ".dicom", ".dic")
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _special_kind(mode: int) -> str:
+    return next((text for test, text in _SPECIAL_KINDS if test(mode)), "not a regular file")
+
+
+def _link_entry(folder: str, key: str, path: Path) -> InputFile:
+    """A symbolic link: its target file, or a skip (dangling, loop, directory, special file)."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return InputFile(folder, key, path, ("unreadable", "symbolic link loop"))
+        if exc.errno == errno.ENOENT:
+            target = os.readlink(path)
+            return InputFile(folder, key, path, ("unreadable", f"dangling symbolic link to {target}"))
+        return InputFile(folder, key, path, ("unreadable", f"cannot follow symbolic link: {exc}"))
+    if stat.S_ISREG(st.st_mode):
+        return InputFile(folder, key, path)
+    if stat.S_ISDIR(st.st_mode):
+        return InputFile(folder, key, path, ("not_a_file", "symbolic link to a directory (not followed)"))
+    return InputFile(folder, key, path, ("not_a_file", f"symbolic link to {_special_kind(st.st_mode)}"))
+
+
+def _walk(folder: str, root: Path, rel: str, excluded: set[Path]) -> Iterator[InputFile]:
+    """Every entry below ``root/rel``: files (followed links included) and, with a skip reason,
+    everything else that is not a plain directory. Never opens an entry, so a FIFO cannot block."""
+    here = root / rel if rel else root
+    try:
+        with os.scandir(here) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        if rel:
+            yield InputFile(folder, rel, here, ("unreadable", f"cannot list directory: {exc.strerror}"))
+        return
+    for entry in entries:
+        key = f"{rel}/{entry.name}" if rel else entry.name
+        path = here / entry.name
+        try:
+            if entry.is_symlink():
+                found = _link_entry(folder, key, path)
+            elif entry.is_dir(follow_symlinks=False):
+                if path.resolve() in excluded:
+                    continue
+                if entry.name.lower().endswith(_FILE_LIKE_SUFFIXES):
+                    yield InputFile(folder, key, path, ("not_a_file", "a directory named like a DICOM file"))
+                yield from _walk(folder, root, key, excluded)
+                continue
+            elif entry.is_file(follow_symlinks=False):
+                found = InputFile(folder, key, path)
+            else:
+                kind = _special_kind(entry.stat(follow_symlinks=False).st_mode)
+                found = InputFile(folder, key, path, ("not_a_file", f"{kind}: not read"))
+        except OSError as exc:
+            found = InputFile(folder, key, path, ("unreadable", f"cannot inspect: {exc.strerror or exc}"))
+        if found.skip is None and any(path.resolve().is_relative_to(e) for e in excluded):
+            continue
+        yield found
 
 
 def discover(data_dir: Path, exclude: Sequence[Path] = ()) -> dict[str, list[InputFile]]:
-    """Immediate sub-folders of *data_dir* (sorted) -> every file below them (recursive, sorted).
+    """Immediate sub-folders of *data_dir* (sorted) -> every entry below them (recursive, sorted by key).
 
-    Directories are not files; files are kept whatever their extension (DICOM is detected by content).
-    Hidden sub-folders and the folders in *exclude* (e.g. an output folder inside the data folder) are
-    ignored.
+    Files are kept whatever their extension (DICOM is detected by content). Plain directories are
+    searched, not listed; directories named like DICOM files (``*.dcm``), dangling or looping symbolic
+    links, links to directories and FIFOs/sockets/devices are listed with a skip reason (``not_a_file``
+    or ``unreadable``) so that nothing disappears silently. Hidden sub-folders and the folders in
+    *exclude* (e.g. an output folder inside the data folder) are ignored.
     """
     excluded = {p.resolve() for p in exclude}
     out: dict[str, list[InputFile]] = {}
     for sub in sorted(p for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if sub.resolve() in excluded:
             continue
-        files = [
-            InputFile(sub.name, p.relative_to(sub).as_posix(), p)
-            for p in sub.rglob("*")
-            if p.is_file() and not any(p.resolve().is_relative_to(e) for e in excluded)
-        ]
-        out[sub.name] = sorted(files, key=lambda f: f.key)
+        out[sub.name] = sorted(_walk(sub.name, sub, "", excluded), key=lambda f: f.key)
     return out
+
+
+def decode_cap(cfg: EchoConfig) -> int:
+    """Decode memory cap in bytes: ``inference.max_decode_mb``, or derived from the model's input."""
+    from echoquality.dicom import default_decode_cap
+
+    mb = float(cfg.inference.max_decode_mb or 0)
+    if mb > 0:
+        return int(mb * 2**20)
+    return default_decode_cap(cfg.preprocess.num_frames, cfg.preprocess.frame_stride)
 
 
 def preprocess_signature(cfg: PreprocessConfig) -> str:
@@ -109,12 +190,18 @@ class _Outcome:
 
 
 _WORKER_CFG: PreprocessConfig | None = None
+_WORKER_CAP: int | None = None
+#: Test hook (regression tests only): comma-separated file names on which a decode worker kills itself
+#: with SIGKILL; "name:1" kills only once per marker folder ``ECHOQUALITY_TEST_KILL_STATE``.
+KILL_HOOK_ENV = "ECHOQUALITY_TEST_KILL_WORKER_ON"
+KILL_STATE_ENV = "ECHOQUALITY_TEST_KILL_STATE"
+WORKER_DIED = "worker process died while decoding"
 
 
-def _init_worker(cfg: PreprocessConfig) -> None:
+def _init_worker(cfg: PreprocessConfig, max_decode_bytes: int | None = None) -> None:
     """Worker initialiser: remember the config; one OpenCV thread per worker (processes give parallelism)."""
-    global _WORKER_CFG
-    _WORKER_CFG = cfg
+    global _WORKER_CFG, _WORKER_CAP
+    _WORKER_CFG, _WORKER_CAP = cfg, max_decode_bytes
     try:
         import cv2
 
@@ -123,17 +210,44 @@ def _init_worker(cfg: PreprocessConfig) -> None:
         pass
 
 
-def preprocess_job(job: _Job, cfg: PreprocessConfig | None = None) -> _Outcome:
-    """Read header, check eligibility, decode and preprocess one file; every failure becomes a skip."""
-    from echoquality.dicom import SkipError, SkipReason, read_info
+def _test_kill_hook(path: str) -> None:
+    """SIGKILL this worker process when the test hook names *path* (never in the main process)."""
+    spec = os.environ.get(KILL_HOOK_ENV)
+    if not spec or multiprocessing.parent_process() is None:
+        return
+    name = Path(path).name
+    for item in spec.split(","):
+        target, _, once = item.partition(":")
+        if target != name:
+            continue
+        if once:
+            try:
+                fd = os.open(Path(os.environ[KILL_STATE_ENV]) / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return
+            os.close(fd)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def preprocess_job(
+    job: _Job, cfg: PreprocessConfig | None = None, max_decode_bytes: int | None = None
+) -> _Outcome:
+    """Read header, check eligibility, decode and preprocess one file; every failure becomes a skip.
+
+    Decoder panics (``pyo3_runtime.PanicException``, a BaseException) are caught here too, so nothing
+    unpicklable ever leaves a worker.
+    """
+    from echoquality.dicom import SkipError, SkipReason, is_decoder_failure, read_info
     from echoquality.preprocess import load_clip, normalize_clip
 
     cfg = cfg or _WORKER_CFG or PreprocessConfig()
+    cap = max_decode_bytes if max_decode_bytes is not None else _WORKER_CAP
     t0 = time.perf_counter()
     out = _Outcome(job.index)
+    _test_kill_hook(job.path)
     try:
         out.info = read_info(Path(job.path), job.folder)
-        _, clip = load_clip(Path(job.path), cfg, job.folder, info=out.info)
+        _, clip = load_clip(Path(job.path), cfg, job.folder, info=out.info, max_decode_bytes=cap)
         out.tensor = normalize_clip(clip, cfg)
         if job.want_clip:
             out.clip = clip
@@ -141,8 +255,10 @@ def preprocess_job(job: _Job, cfg: PreprocessConfig | None = None) -> _Outcome:
         out.reason, out.detail = SkipReason(exc.reason).value, exc.detail
     except MemoryError:
         out.reason, out.detail = "other_errors", "out of memory while preprocessing"
-    except Exception as exc:  # noqa: BLE001 - a bad file never stops the run
-        out.reason = "other_errors"
+    except BaseException as exc:  # noqa: BLE001 - a bad file never stops the run
+        if not is_decoder_failure(exc):
+            raise
+        out.reason = "decode_error" if not isinstance(exc, Exception) else "other_errors"
         out.detail = f"{type(exc).__name__}: {exc}"
     out.seconds = time.perf_counter() - t0
     return out
@@ -152,10 +268,14 @@ class Prefetcher:
     """Decode/preprocess *jobs* in worker processes, at most *max_in_flight* queued or running.
 
     ``start()`` spawns the workers and submits the first jobs, so they can run while the caller is
-    still loading the model; iterating yields one outcome per job (completion order). While the consumer
-    runs a forward pass the submitted jobs keep decoding. A worker that dies (e.g. a decoder crash)
-    breaks the pool: it is restarted and the unfinished jobs retried; a job caught in three crashes is
-    reported as ``other_errors``. ``workers=0`` preprocesses inline, one job per iteration step.
+    still loading the model; iterating yields exactly one outcome per job (completion order). While the
+    consumer runs a forward pass the submitted jobs keep decoding.
+
+    A worker that dies (decoder crash, kill -9, OOM kill) breaks the pool and fails every job in flight,
+    so the culprit is unknown: the pool is rebuilt and those files become suspects, retried one at a
+    time. A suspect that kills its worker while running alone is retried alone once more; a file that
+    kills a worker twice that way is reported as ``decode_error`` (:data:`WORKER_DIED`). Each file
+    yields exactly one outcome. ``workers=0`` preprocesses inline, one job per iteration step.
     """
 
     def __init__(
@@ -166,25 +286,47 @@ class Prefetcher:
         workers: int,
         max_in_flight: int,
         start_method: str = "spawn",
+        max_decode_bytes: int | None = None,
     ) -> None:
         self.cfg, self.workers, self.start_method = cfg, workers, start_method
+        self.max_decode_bytes = max_decode_bytes
         self.max_in_flight = max(max_in_flight, workers, 1)
-        self._queue = list(reversed(jobs))  # pop() from the end = original order
-        self._attempts: dict[int, int] = {}
+        self._queue = deque(jobs)
+        self._suspects: deque[_Job] = deque()  # in flight when a worker died: retried alone
+        self._isolated: _Job | None = None  # the suspect now running alone
+        self._solo_deaths: dict[int, int] = {}  # job index -> workers it killed while running alone
         self._pending: dict[cf.Future[_Outcome], _Job] = {}
         self._pool: cf.ProcessPoolExecutor | None = None
+        self.pool_restarts = 0
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         ctx = multiprocessing.get_context(self.start_method)
         return cf.ProcessPoolExecutor(
-            self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.cfg,)
+            self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.cfg, self.max_decode_bytes)
         )
 
-    def _fill(self) -> None:
+    def _submit(self, job: _Job) -> bool:
         assert self._pool is not None
-        while self._queue and len(self._pending) < self.max_in_flight:
-            job = self._queue.pop()
+        try:
             self._pending[self._pool.submit(preprocess_job, job)] = job
+        except (cf.process.BrokenProcessPool, RuntimeError):  # the pool broke since the last wait
+            return False
+        return True
+
+    def _fill(self) -> None:
+        """Top up the in-flight jobs; while suspects remain, run exactly one of them at a time."""
+        if self._suspects or self._isolated is not None:
+            if not self._pending and self._suspects:
+                job = self._suspects.popleft()
+                if self._submit(job):
+                    self._isolated = job
+                else:
+                    self._suspects.appendleft(job)
+            return
+        while self._queue and len(self._pending) < self.max_in_flight:
+            if not self._submit(self._queue[0]):
+                break
+            self._queue.popleft()
 
     def start(self) -> Prefetcher:
         if self.workers > 0 and self._pool is None:
@@ -203,39 +345,61 @@ class Prefetcher:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _restart_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new_pool()
+        self.pool_restarts += 1
+
+    def _collect(self, futures: Iterable[cf.Future[_Outcome]], died: list[_Job]) -> list[_Outcome]:
+        """Outcomes of finished *futures*; jobs whose worker died are appended to *died*."""
+        outcomes: list[_Outcome] = []
+        for fut in futures:
+            job = self._pending.pop(fut)
+            try:
+                outcomes.append(fut.result())
+            except cf.process.BrokenProcessPool:
+                died.append(job)
+                continue
+            except Exception as exc:  # noqa: BLE001 - e.g. a result that could not be pickled
+                detail = f"worker failed: {type(exc).__name__}: {exc}"
+                outcomes.append(_Outcome(job.index, reason="decode_error", detail=detail))
+            if job is self._isolated:
+                self._isolated = None
+        return outcomes
+
+    def _handle_death(self, died: list[_Job]) -> list[_Outcome]:
+        """A worker died: report the suspect that died alone, queue the others as suspects, new pool."""
+        outcomes = self._collect(cf.wait(list(self._pending)).done, died)  # the broken pool fails them all
+        for job in died:
+            if job is self._isolated:  # certainly the culprit: it ran alone
+                self._isolated = None
+                self._solo_deaths[job.index] = self._solo_deaths.get(job.index, 0) + 1
+                if self._solo_deaths[job.index] >= 2:
+                    outcomes.append(_Outcome(job.index, reason="decode_error", detail=WORKER_DIED))
+                    continue
+            self._suspects.append(job)
+        self._restart_pool()
+        return outcomes
+
     def __iter__(self) -> Iterator[_Outcome]:
         if self.workers <= 0:
             while self._queue:
-                yield preprocess_job(self._queue.pop(), self.cfg)
+                yield preprocess_job(self._queue.popleft(), self.cfg, self.max_decode_bytes)
             return
         self.start()
-        while self._queue or self._pending:
+        while self._queue or self._suspects or self._pending:
             self._fill()
+            if not self._pending:  # submitting failed: the pool is broken
+                self._restart_pool()
+                continue
             done, _ = cf.wait(list(self._pending), return_when=cf.FIRST_COMPLETED)
-            broken = False
-            for fut in done:
-                job = self._pending.pop(fut)
-                try:
-                    outcome = fut.result()
-                except cf.process.BrokenProcessPool:
-                    broken = True
-                    self._attempts[job.index] = self._attempts.get(job.index, 0) + 1
-                    if self._attempts[job.index] >= 3:
-                        yield _Outcome(job.index, reason="other_errors", detail="the decoder process crashed")
-                    else:
-                        self._queue.append(job)
-                    continue
-                if not broken:
-                    self._fill()  # keep the workers busy while the consumer handles this outcome
-                yield outcome
-            if broken:
-                for job in list(self._pending.values()):
-                    self._attempts[job.index] = self._attempts.get(job.index, 0) + 1
-                    self._queue.append(job)
-                self._pending.clear()
-                assert self._pool is not None
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = self._new_pool()
+            died: list[_Job] = []
+            outcomes = self._collect(done, died)
+            if died:
+                outcomes += self._handle_death(died)
+            self._fill()  # keep the workers busy while the consumer handles these outcomes
+            yield from outcomes
 
 
 def iter_preprocessed(
@@ -245,9 +409,17 @@ def iter_preprocessed(
     workers: int,
     max_in_flight: int,
     start_method: str = "spawn",
+    max_decode_bytes: int | None = None,
 ) -> Iterator[_Outcome]:
     """One outcome per job, decoded in *workers* processes (see :class:`Prefetcher`)."""
-    with Prefetcher(jobs, cfg, workers=workers, max_in_flight=max_in_flight, start_method=start_method) as pf:
+    with Prefetcher(
+        jobs,
+        cfg,
+        workers=workers,
+        max_in_flight=max_in_flight,
+        start_method=start_method,
+        max_decode_bytes=max_decode_bytes,
+    ) as pf:
         yield from pf
 
 
@@ -443,6 +615,11 @@ def run_inference(
     for name, files in folders.items():
         cache = {} if force else _load_state(out / name / STATE_FILE, weights_sha, pre_hash)
         for f in files:
+            if f.skip is not None:  # not a file (directory named *.dcm, FIFO, dangling link, ...)
+                r = _file_result(f, str(data_dir / f.folder / f.key))
+                r.skip_reason, r.skip_detail = f.skip
+                results[name][f.key] = r
+                continue
             size, mtime = _file_stat(f.path)
             hit = cache.get(f.key)
             if hit is not None and hit.size == size and hit.mtime_ns == mtime:
@@ -459,7 +636,12 @@ def run_inference(
     workers = max(0, int(icfg.num_workers))
     max_in_flight = icfg.max_in_flight or (2 * batch_size + 2 * workers)
     prefetcher = Prefetcher(
-        jobs, cfg.preprocess, workers=workers, max_in_flight=max_in_flight, start_method=icfg.start_method
+        jobs,
+        cfg.preprocess,
+        workers=workers,
+        max_in_flight=max_in_flight,
+        start_method=icfg.start_method,
+        max_decode_bytes=decode_cap(cfg),
     )
     if jobs:
         prefetcher.start()

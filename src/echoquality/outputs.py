@@ -30,7 +30,7 @@ ORIGINAL_ERROR_KEYS = (
     "other_errors",
 )
 # ... plus the reasons this implementation adds.
-NEW_ERROR_KEYS = ("not_ultrasound", "single_frame", "decode_error")
+NEW_ERROR_KEYS = ("not_ultrasound", "single_frame", "decode_error", "not_a_file", "unreadable")
 ALL_ERROR_KEYS = ORIGINAL_ERROR_KEYS + NEW_ERROR_KEYS
 
 ERROR_DESCRIPTIONS = {
@@ -43,6 +43,8 @@ ERROR_DESCRIPTIONS = {
     "masking_error": "Ultrasound masking failed",
     "scaling_error": "Frame scaling/cropping failed",
     "other_errors": "Other processing errors",
+    "not_a_file": "Not a regular file (directory named like a file, FIFO, socket, device)",
+    "unreadable": "Unreadable entry (dangling or looping symbolic link, unlistable directory)",
 }
 
 CSV_COLUMNS = (

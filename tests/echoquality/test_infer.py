@@ -564,3 +564,79 @@ def test_gradcam_with_the_real_module(
     with Image.open(gif) as img:
         assert img.format == "GIF"
         assert img.n_frames == min(rec.num_frames // 2 + rec.num_frames % 2, 16)
+
+
+# --------------------------------------------------------------------------- hardening (issue 9)
+
+
+def _run(data: Path, out: Path, weights: Path, workers: int):
+    from echoquality.inference import run_inference
+
+    cfg = EchoConfig()
+    cfg.inference.data_dir, cfg.inference.output_dir = str(data), str(out)
+    cfg.inference.num_workers, cfg.inference.batch_size, cfg.inference.device = workers, 2, "cpu"
+    cfg.inference.write_plots = False
+    return run_inference(cfg, weights=weights, progress=False)
+
+
+def test_sigkilled_worker_costs_at_most_its_file(
+    tmp_path: Path, synth_root: Path, synth_records, tiny_weights: Path, monkeypatch
+) -> None:
+    """A real SIGKILL of a real decode worker, mid-run: the pool is rebuilt, the files in flight are
+    retried, a file that kills its worker twice is a decode_error and every file is in results.csv once."""
+    from echoquality.inference import KILL_HOOK_ENV, KILL_STATE_ENV, WORKER_DIED
+
+    data = tmp_path / "raw" / "epiq7c-KILL01"
+    data.mkdir(parents=True)
+    for i, rec in enumerate(_scorable(synth_records)[:6]):
+        shutil.copy2(synth_root / rec.relative_path, data / f"clip{i}")
+    (tmp_path / "state").mkdir()
+    monkeypatch.setenv(KILL_HOOK_ENV, "clip1,clip4:1")  # clip1 kills every time, clip4 only once
+    monkeypatch.setenv(KILL_STATE_ENV, str(tmp_path / "state"))
+    _run(data.parent, tmp_path / "out", tiny_weights, workers=2)
+    rows = _csv(tmp_path / "out")
+    assert sorted(r["key"] for r in rows) == [f"clip{i}" for i in range(6)]  # each exactly once
+    by_key = {r["key"]: r for r in rows}
+    assert by_key["clip1"]["skip_reason"] == "decode_error"
+    assert by_key["clip1"]["skip_detail"] == WORKER_DIED
+    assert (tmp_path / "state" / "clip4").exists()  # clip4 did kill a worker ...
+    scored = [k for k, r in by_key.items() if r["score"]]
+    assert scored == ["clip0", "clip2", "clip3", "clip4", "clip5"]  # ... and was scored on its retry
+
+
+def test_entries_that_are_not_files_are_listed_with_a_reason(
+    tmp_path: Path, synth_root: Path, synth_records, tiny_weights: Path
+) -> None:
+    import os
+
+    folder = tmp_path / "raw" / "epiq7c-ODD01"
+    folder.mkdir(parents=True)
+    shutil.copy2(synth_root / _scorable(synth_records)[0].relative_path, folder / "good")
+    (folder / "series.dcm").mkdir()  # a directory named like a file ...
+    shutil.copy2(folder / "good", folder / "series.dcm" / "inner")  # ... is still searched
+    (folder / "dangling").symlink_to(folder / "missing")
+    (folder / "loop_a").symlink_to(folder / "loop_b")
+    (folder / "loop_b").symlink_to(folder / "loop_a")
+    (folder / "to_dir").symlink_to(folder / "series.dcm")
+    (folder / "linked").symlink_to(folder / "good")
+    os.mkfifo(folder / "pipe")  # opening it would block the run
+    for workers in (0, 1):
+        out = tmp_path / f"out{workers}"
+        summary = _run(folder.parent, out, tiny_weights, workers=workers)
+        rows = {r["key"]: r for r in _csv(out)}
+        assert {k: r["skip_reason"] for k, r in rows.items()} == {
+            "dangling": "unreadable",
+            "good": "",
+            "linked": "",
+            "loop_a": "unreadable",
+            "loop_b": "unreadable",
+            "pipe": "not_a_file",
+            "series.dcm": "not_a_file",
+            "series.dcm/inner": "",
+            "to_dir": "not_a_file",
+        }
+        assert "FIFO" in rows["pipe"]["skip_detail"] and "loop" in rows["loop_a"]["skip_detail"]
+        assert "dangling" in rows["dangling"]["skip_detail"]
+        assert summary.total_files == 9 and summary.total_processed == 3
+        counts = _json(out / "epiq7c-ODD01" / "folder_summary.json")["error_stats"]["error_counts"]
+        assert counts["not_a_file"] == 3 and counts["unreadable"] == 3
