@@ -6,8 +6,14 @@ parent can write them, and checkpoint, as a contiguous prefix of the data set.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
+import logging
 import multiprocessing
+import os
+import signal
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -20,6 +26,7 @@ from nhs_lookup.records import Case
 
 from .outcome import CaseOutcome, outcome_from_error, outcome_from_result
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -44,9 +51,42 @@ class EngineSpec:
         return LookupEngine.load(config_from_dict(self.config), catalogue_path=self.catalogue_path)
 
 
-def init_worker(spec: EngineSpec) -> None:
-    """Pool initializer: load the engine (its catalogue comes from the disk cache)."""
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_POLL_S = 1.0
+
+
+def _exit_if_orphaned(parent_pid: int, interval: float) -> None:
+    while True:
+        if os.getppid() != parent_pid:
+            os._exit(1)  # the parent is gone (even kill -9): nothing will ever read our results
+        time.sleep(interval)
+
+
+def exit_with_parent(parent_pid: int, interval: float = PARENT_POLL_S) -> None:
+    """Make this worker process end when *parent_pid* dies, however it dies (kill -9 included).
+
+    On Linux the kernel sends SIGTERM at once (``prctl(PR_SET_PDEATHSIG)`` through ctypes); everywhere a
+    daemon thread also polls ``os.getppid()`` every *interval* seconds (portable fallback, and it covers
+    a parent that died before the prctl call)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+                log.debug("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+        except (OSError, AttributeError) as exc:  # no libc symbol: the polling thread still works
+            log.debug("prctl unavailable (%s); relying on parent polling", exc)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(
+        target=_exit_if_orphaned, args=(parent_pid, interval), name="exit-with-parent", daemon=True
+    ).start()
+
+
+def init_worker(spec: EngineSpec, parent_pid: int | None = None) -> None:
+    """Pool initializer: die with the parent, then load the engine (catalogue from the disk cache)."""
     global _ENGINE
+    if parent_pid is not None:
+        exit_with_parent(parent_pid)
     try:  # one BLAS/OpenMP thread per worker: the pool is the parallelism, not nested threads
         from threadpoolctl import threadpool_limits
 
@@ -119,12 +159,13 @@ def ordered_map(
 
 
 def make_pool(spec: EngineSpec, max_workers: int) -> ProcessPoolExecutor:
-    """A process pool whose workers each build the engine once. Uses ``fork`` where available
-    (workers start in milliseconds and share the parent's imported modules)."""
+    """A process pool whose workers each build the engine once and exit when this process dies (see
+    :func:`exit_with_parent`). Uses ``fork`` where available (workers start in milliseconds and share
+    the parent's imported modules)."""
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     return ProcessPoolExecutor(
-        max_workers=max_workers, mp_context=context, initializer=init_worker, initargs=(spec,)
+        max_workers=max_workers, mp_context=context, initializer=init_worker, initargs=(spec, os.getpid())
     )
 
 
