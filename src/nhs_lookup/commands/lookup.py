@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from nhs_lookup.commands.fit import FORCE_MODEL_HELP, MODEL_HELP
+
 CATALOGUE_HELP = (
     "Catalogue file: NHS.json, a NICIP/SNOMED mapping (.csv/.xlsx) or a RadLex-style JSON. "
     "Default: $NHS_LOOKUP_CATALOGUE, else the small bundled sample."
@@ -15,8 +17,15 @@ CATALOGUE_HELP = (
 CONFIG_HELP = "YAML config (scoring weights etc.); missing keys keep their defaults."
 
 
-def _engine(catalogue: Path | None, config: Path | None):
+def _engine(
+    catalogue: Path | None, config: Path | None, model: Path | None = None, force_model: bool = False
+):
     from rich.console import Console
+
+    if model is not None:
+        from nhs_lookup.commands.fit import model_engine
+
+        return model_engine(model, catalogue, force_model)
 
     from nhs_lookup.catalogue import SAMPLE_CATALOGUE, CatalogueError
     from nhs_lookup.config import load_config
@@ -92,11 +101,13 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
         catalogue: Path = typer.Option(None, "--catalogue", "-c", help=CATALOGUE_HELP),
         config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
+        model: Path = typer.Option(None, "--model", help=MODEL_HELP),
+        force_model: bool = typer.Option(False, "--force-model", help=FORCE_MODEL_HELP),
     ) -> None:
         """Map one exam name to the best catalogue row, with confidence, components and alternatives."""
         from nhs_lookup.records import ExamQuery
 
-        engine = _engine(catalogue, config)
+        engine = _engine(catalogue, config, model, force_model)
         result = engine.lookup(ExamQuery(exam_name, modality, exam_code, source))
         if as_json:
             typer.echo(json.dumps(result.to_dict(), indent=2))
@@ -114,6 +125,8 @@ def register(app: typer.Typer) -> None:
         catalogue: Path = typer.Option(None, "--catalogue", "-c", help=CATALOGUE_HELP),
         config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
         force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+        model: Path = typer.Option(None, "--model", help=MODEL_HELP),
+        force_model: bool = typer.Option(False, "--force-model", help=FORCE_MODEL_HELP),
     ) -> None:
         """Map every exam of a file. Bad rows are reported and skipped; the rest are processed."""
         from rich.console import Console
@@ -142,7 +155,7 @@ def register(app: typer.Typer) -> None:
         except CaseFileError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from exc
-        engine = _engine(catalogue, config)
+        engine = _engine(catalogue, config, model, force_model)
         results = []
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task("looking up", total=len(cases))
@@ -164,13 +177,21 @@ def register(app: typer.Typer) -> None:
 
     @app.command("evaluate")
     def evaluate_cmd(
-        gold_file: Path = typer.Argument(
-            ..., help="Gold-labelled cases (JSON/CSV with 'acceptable' / 'no_match')."
+        gold_files: list[Path] = typer.Argument(
+            ..., help="Gold-labelled cases (JSON/CSV with 'acceptable' / 'no_match'); several are pooled."
         ),
         catalogue: Path = typer.Option(None, "--catalogue", "-c", help=CATALOGUE_HELP),
         config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
         json_out: Path = typer.Option(None, "--json", help="Also save the full report as JSON here."),
         show_errors: int = typer.Option(50, "--errors", help="How many errors to list (0: none)."),
+        model: Path = typer.Option(None, "--model", help=MODEL_HELP),
+        force_model: bool = typer.Option(False, "--force-model", help=FORCE_MODEL_HELP),
+        cv: str = typer.Option(
+            None,
+            "--cv",
+            help="Cross-validate instead: K folds grouped by name, or 'hospital' (leave one out).",
+        ),
+        seed: int = typer.Option(0, "--seed", help="Seed of the --cv fold assignment."),
     ) -> None:
         """Top-1/top-5 accuracy, MRR, no-match precision/recall, breakdowns, calibration and errors."""
         from rich.console import Console
@@ -188,12 +209,13 @@ def register(app: typer.Typer) -> None:
 
         con = Console()
         err = Console(stderr=True, highlight=False)
+        gold_file = gold_files[0] if len(gold_files) == 1 else ", ".join(map(str, gold_files))
         problem = writable_problem(json_out, force=True) if json_out else None
         if problem:
             err.print(f"[red]error:[/red] {problem}")
             raise typer.Exit(2)
         try:
-            cases, errors = load_cases(gold_file)
+            cases, errors = load_cases(gold_files)
         except CaseFileError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from exc
@@ -203,7 +225,12 @@ def register(app: typer.Typer) -> None:
                 "evaluate needs 'acceptable' or 'no_match' labels"
             )
             raise typer.Exit(2)
-        engine = _engine(catalogue, config)
+        engine = _engine(catalogue, config, model, force_model)
+        if cv:
+            from nhs_lookup.commands.fit import run_cv, write_cv
+
+            write_cv(run_cv(engine, cases, cv, seed), con, json_out, gold_file)
+            return
         label_warnings = unknown_labels(cases, engine.catalogue)
         for w in label_warnings[:ERRORS_SHOWN]:
             err.print(f"warning: {w.message()}", markup=False)

@@ -1,0 +1,167 @@
+"""Learning from labelled pairs: shorthand, calibration, threshold, honest cross-validation, model file."""
+
+import json
+import random
+
+import pytest
+
+from nhs_lookup.cases import load_cases
+from nhs_lookup.learning.associations import learn_associations
+from nhs_lookup.learning.calibration import IsotonicCalibrator
+from nhs_lookup.learning.crossval import cross_validate, grouped_folds, hospital_folds, make_folds, name_key
+from nhs_lookup.learning.fit import (
+    FitOptions,
+    OutOfFold,
+    choose_threshold,
+    fit_model,
+    fitted_engine,
+    lexicon_of,
+)
+from nhs_lookup.learning.model import ModelError, engine_with, load_model
+from nhs_lookup.metrics import expected_calibration_error
+from nhs_lookup.records import Case, ExamQuery
+from nhs_lookup.vocab import DATA_DIR
+
+# A site writes "qx" for knee: three reviewed names teach it; a fourth, unseen name uses it.
+SHORTHAND = [
+    Case(ExamQuery("XR qx Lt", "XR", None, "Site"), "s1", ("XR Knee Lt",)),
+    Case(ExamQuery("qx (R)", "XR", None, "Site"), "s2", ("XR Knee Rt",)),
+    Case(ExamQuery("XR qx both", "XR", None, "Site"), "s3", ("XR Knee Both",)),
+]
+UNSEEN = ExamQuery("qx right 2 views", "XR")
+
+
+def _cases():
+    cases, _ = load_cases(DATA_DIR / "sample_cases.json")
+    return cases
+
+
+def test_shorthand_is_learned_with_support_and_changes_an_unseen_answer(sample_engine):
+    learned = learn_associations(SHORTHAND, lexicon_of(sample_engine))
+    assert [(a.token, a.words, a.names) for a in learned] == [("qx", ("knee",), 3)]
+    assert learn_associations(SHORTHAND[:1], lexicon_of(sample_engine)) == []  # one name is not enough
+    before = sample_engine.lookup(UNSEEN)
+    after = fitted_engine(sample_engine, _cases() + SHORTHAND).lookup(UNSEEN)
+    assert before.best is None or "Knee" not in before.best.entry.name
+    assert after.best is not None and after.best.entry.name == "XR Knee Rt"
+
+
+def test_folds_grouped_by_name_never_leak_a_case_or_a_name():
+    cases = _cases() + SHORTHAND + [Case(ExamQuery("XR QX  lt", "XR"), "dup", ("XR Knee Lt",))]
+    folds = grouped_folds(cases, 4, seed=3)
+    seen = sorted(i for f in folds for i in f.test)
+    assert seen == list(range(len(cases)))  # every case judged exactly once
+    assert name_key(cases[0]) and name_key(cases[-1]) == name_key(SHORTHAND[0])
+    trained_on: list[list[Case]] = []
+
+    def fitter(train):
+        trained_on.append(train)
+        return _Echo()
+
+    cross_validate(cases, folds, fitter)
+    for fold, train in zip(folds, trained_on, strict=True):
+        test_ids = {id(cases[i]) for i in fold.test}
+        assert not test_ids & {id(c) for c in train}
+        assert not {name_key(cases[i]) for i in fold.test} & {name_key(c) for c in train}
+    assert grouped_folds(cases, 4, seed=3) == folds  # seeded
+    assert grouped_folds(cases, 4, seed=4) != folds
+
+
+def test_hospital_folds_leave_one_source_out():
+    cases = _cases()
+    folds = hospital_folds(cases)
+    assert [f.name for f in folds] == ["Hospital A", "Hospital B", "Hospital C", "Hospital D"]
+    for f in folds:
+        assert {cases[i].query.data_source for i in f.test} == {f.name}
+        assert f.name not in {cases[i].query.data_source for i in f.train}
+    with pytest.raises(ValueError, match="number of folds or 'hospital'"):
+        make_folds(cases, "many")
+
+
+class _Echo:
+    """Stands in for an engine: answers nothing (the leak test only looks at the training sets)."""
+
+    def lookup_many(self, queries):
+        from nhs_lookup.records import Components, LookupResult
+
+        return [LookupResult(q, Components(), None, 0.0, [], False, "low_confidence") for q in queries]
+
+
+def test_isotonic_calibration_lowers_ece_on_held_out_scores():
+    rng = random.Random(0)
+
+    def sample(n):
+        raw = [rng.random() for _ in range(n)]
+        return raw, [rng.random() < r**3 for r in raw]  # raw scores are badly overconfident
+
+    fit_raw, fit_ok = sample(2000)
+    test_raw, test_ok = sample(2000)
+    cal = IsotonicCalibrator.fit(fit_raw, fit_ok)
+    before = expected_calibration_error(list(zip(test_raw, test_ok, strict=True)))
+    after = expected_calibration_error(
+        [(cal.probability(r), ok) for r, ok in zip(test_raw, test_ok, strict=True)]
+    )
+    assert before > 0.15 and after < 0.05
+    probs = [cal.probability(x / 10) for x in range(11)]
+    assert probs == sorted(probs) and 0.0 < probs[0] and probs[-1] < 1.0
+
+
+def test_threshold_abstains_where_that_is_right_more_often():
+    oof = OutOfFold(
+        raw=[0.1, 0.2, 0.3, 0.8, 0.9],
+        top_ok=[False, False, True, True, True],
+        gold_no_match=[True, True, False, False, False],
+    )
+    assert choose_threshold(oof.raw, oof) == 0.3  # abstain on the two gold no-matches only
+    assert choose_threshold([0.5] * 3, OutOfFold([0.5] * 3, [True] * 3, [False] * 3)) == 0.0
+
+
+def test_model_file_round_trip_and_catalogue_check(sample_engine, tmp_path, nhs_free_catalogue):
+    model = fit_model(sample_engine, _cases() + SHORTHAND, FitOptions(folds=3))
+    path = model.save(tmp_path / "m.json")
+    data = json.loads(path.read_text())
+    for key in ("format_version", "catalogue", "vocabulary_version", "training", "config", "calibration",
+                "learned_vocabulary", "no_match_threshold", "cv_metrics", "package_version"):  # fmt: skip
+        assert key in data, key
+    assert data["training"]["cases"] == len(_cases()) + 3 and len(data["training"]["hash"]) == 16
+    again = load_model(path)
+    assert again.extra_vocabulary == {"qx": "knee"} and again.no_match_threshold == model.no_match_threshold
+    engine = engine_with(sample_engine, again)
+    assert engine.lookup(UNSEEN).best.entry.name == "XR Knee Rt"
+    other = nhs_free_catalogue
+    with pytest.raises(ModelError, match="another catalogue"):
+        engine_with(other, again)
+    assert engine_with(other, again, force=True) is not None
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "something else"}')
+    with pytest.raises(ModelError, match="not an nhs-lookup model"):
+        load_model(bad)
+
+
+@pytest.fixture
+def nhs_free_catalogue(sample_engine, tmp_path):
+    """An engine on a different (tiny) catalogue, to check the model's catalogue fingerprint."""
+    from nhs_lookup.config import LookupConfig
+    from nhs_lookup.engine import LookupEngine
+
+    rows = [
+        {"primary_source_name": "XR Knee Lt", "snomed_concept_id": 1},
+        {"primary_source_name": "CT Head", "snomed_concept_id": 2},
+    ]
+    cat = tmp_path / "tiny.json"
+    cat.write_text(json.dumps(rows))
+    return LookupEngine.load(LookupConfig(cache_dir=sample_engine.config.cache_dir), cat)
+
+
+def test_real_data_cv_is_honest_and_calibration_helps(nhs_engine, shared_dir):
+    """Fit on train_gold, judge dev+sanity (never seen): calibrated ECE is lower than the built-in one."""
+    from nhs_lookup.evaluate import evaluate
+
+    nhs = shared_dir / "nhs"
+    train, _ = load_cases(nhs / "train_gold.json")
+    test, _ = load_cases([nhs / "dev_gold.json", nhs / "sanity_gold.json"])
+    fitted = fitted_engine(nhs_engine, train)
+    plain = evaluate(nhs_engine, test)
+    learned = evaluate(fitted, test)
+    assert learned.ece < plain.ece
+    assert learned.top1_accuracy >= plain.top1_accuracy - 0.02
