@@ -68,6 +68,14 @@ def serve(
             "Requests naming another Host are refused, which stops DNS-rebinding attacks.",
         ),
     ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", help="Model file written by `nhs-lookup fit` (learned terms, calibration)."),
+    ] = None,
+    force_model: Annotated[
+        bool,
+        typer.Option("--force-model", help="Load the --model even if it was fitted on another catalogue."),
+    ] = False,
 ) -> None:
     """Run the lookup API (docs at /docs) and the review web app (at /) on HOST:PORT.
 
@@ -107,7 +115,12 @@ def serve(
 
     from nhs_lookup.service.api import create_app
 
-    app = create_app(settings)
+    engine = None
+    if model is not None:
+        from nhs_lookup.commands.fit import model_engine
+
+        engine = model_engine(model, catalogue, force_model)
+    app = create_app(settings, engine=engine)
     console.print(f"NHS lookup service on http://{host}:{port}/  (API docs: /docs, database: {db})")
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level)
