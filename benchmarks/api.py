@@ -1,10 +1,12 @@
 """Benchmark the lookup service through HTTP on loopback.
 
 Starts its own `nhs-lookup serve` on a free 127.0.0.1 port with a throw-away database, then prints
-single-lookup latency (median, p95 over a bounded number of requests) and batch throughput
-(items/s from submission until the job is done, including persistence of results and mappings).
+single-lookup latency (median, p95 over a bounded number of requests), throughput under load
+(``--clients`` concurrent keep-alive clients on ``/lookup``: lookups/s, median, p95, errors) and batch
+throughput (items/s from submission until the job is done, including persistence of results and mappings).
 
-    .venv/bin/python benchmarks/api.py [--requests 300] [--batch-size 2000] [--catalogue PATH]
+    .venv/bin/python benchmarks/api.py [--requests 300] [--clients 20] [--load-requests 2000]
+                                       [--batch-size 2000] [--catalogue PATH]
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -52,10 +55,54 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def load_test(base: str, bodies: list[dict], clients: int, total: int) -> dict[str, float]:
+    """*clients* threads, each with its own keep-alive connection, share *total* /lookup requests."""
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    counter = iter(range(total))
+
+    def worker() -> None:
+        nonlocal errors
+        with httpx.Client(base_url=base, timeout=60) as http:
+            while True:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                t = time.perf_counter()
+                try:
+                    ok = http.post("/lookup", json=bodies[i % len(bodies)]).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                ms = (time.perf_counter() - t) * 1000
+                with lock:
+                    latencies.append(ms)
+                    errors += not ok
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t0
+    return {
+        "rate": len(latencies) / wall,
+        "median": statistics.median(latencies),
+        "p95": percentile(latencies, 0.95),
+        "errors": errors,
+        "n": len(latencies),
+        "wall": wall,
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=300, help="single /lookup requests to time (bounded)")
     ap.add_argument("--batch-size", type=int, default=2000, help="exams in the batch job")
+    ap.add_argument("--clients", type=int, default=20, help="concurrent clients in the load test (0: skip)")
+    ap.add_argument("--load-requests", type=int, default=2000, help="/lookup requests in the load test")
     ap.add_argument("--catalogue", type=Path, default=None, help="catalogue file (default: bundled sample)")
     ap.add_argument("--chunk-size", type=int, default=50, help="job chunk size passed to the server")
     args = ap.parse_args()
@@ -109,6 +156,10 @@ def main() -> int:
             client.post("/lookup", json=body).raise_for_status()
             latencies.append((time.perf_counter() - t) * 1000)
 
+        load = None
+        if args.clients > 0:
+            load = load_test(f"http://127.0.0.1:{port}", singles, args.clients, args.load_requests)
+
         batch = exams(-(-args.batch_size // len(singles)))[: args.batch_size]
         t = time.perf_counter()
         job = client.post("/batch", json={"exams": batch, "name": "benchmark"}).json()
@@ -139,6 +190,12 @@ def main() -> int:
         f"single /lookup, {args.requests} requests: median {statistics.median(latencies):.2f} ms, "
         f"p95 {percentile(latencies, 0.95):.2f} ms, max {max(latencies):.2f} ms"
     )
+    if load is not None:
+        print(
+            f"load: {args.clients} concurrent clients, {load['n']} /lookup requests in {load['wall']:.1f} s = "
+            f"{load['rate']:.0f} lookups/s, median {load['median']:.1f} ms, p95 {load['p95']:.1f} ms, "
+            f"errors {load['errors']}"
+        )
     print(
         f"batch of {len(batch)} exams: submitted in {submit_ms:.0f} ms, done in {batch_s:.2f} s "
         f"= {len(batch) / batch_s:.0f} exams/s (chunk size {args.chunk_size}, results and mappings persisted)"

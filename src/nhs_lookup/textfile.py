@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 HEAD_BYTES = 64 * 1024
+BINARY_SHARE = 0.005  # more control bytes than this share of the head: a binary file
 DELIMITERS = ",;\t|"
 
 # Leading bytes of common binary formats, with the name used in the error message.
@@ -90,8 +91,9 @@ def detect_encoding(path: str | Path) -> str:
     utf16 = _is_utf16_without_bom(head) if not encoding else None
     if utf16:
         return utf16
-    if head.translate(None, _CONTROL) != head:
-        bad = len(head) - len(head.translate(None, _CONTROL))
+    bad = len(head) - len(head.translate(None, _CONTROL))
+    # A stray NUL in a text export is a bad cell, not a binary file.
+    if bad > max(2, BINARY_SHARE * len(head)):
         raise TextFileError(f"{p}: binary content ({bad} control byte(s) in the first {len(head)} bytes)")
     if _valid_utf8(p):
         return encoding or "utf-8"
