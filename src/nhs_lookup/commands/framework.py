@@ -48,6 +48,13 @@ SplitOpt = Annotated[
     str, typer.Option("--split-by", help="Hold out whole data sources ('source') or random cases ('random').")
 ]
 ReportOpt = Annotated[Path | None, typer.Option("--report-json", help="Also write the report as JSON here.")]
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option("--model", help="Model file from `nhs-lookup fit` (learned terms, calibration, threshold)."),
+]
+ForceModelOpt = Annotated[
+    bool, typer.Option("--force-model", help="Load the --model even if it was fitted on another catalogue.")
+]
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -291,6 +298,8 @@ def optimize(
             help="Load an existing study (shared by several worker processes) instead of creating it.",
         ),
     ] = False,
+    model: ModelOpt = None,
+    force_model: ForceModelOpt = False,
     report_json: ReportOpt = None,
 ) -> None:
     """Tune the scoring weights with an Optuna study (TPE, random or the seed's grid).
@@ -298,19 +307,15 @@ def optimize(
     Parsing and retrieval run once per case; each trial only re-ranks. Objective: top-1 + 0.01 x MRR on the training split. The best and the starting configs are both reported on the held-out validation split, and the best is written to --output.
     """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    from nhs_lookup.cases import CaseFileError, load_cases
-    from nhs_lookup.framework.dataset import expand_paths
-    from nhs_lookup.framework.optimize import STRATEGIES, OptimizeOptions, open_study, run_optimization
-    from nhs_lookup.framework.runner import EngineSpec, prepare_all
-    from nhs_lookup.framework.split import plan_split, source_of, split_cases
+    from nhs_lookup.framework import optimize as workflow
 
-    if strategy not in STRATEGIES:
-        raise _fail(f"unknown --strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    if strategy not in workflow.STRATEGIES:
+        raise _fail(f"unknown --strategy {strategy!r}; use one of {', '.join(workflow.STRATEGIES)}")
     if create_study and join:
         raise _fail("--create-study and --join exclude each other")
     paths, catalogue = _datasets(dataset, dataset_dir, "dev_gold.json", catalogue)
     study_name = experiment_name or f"optimize-{Path(paths[0]).stem}-{strategy}"
-    opts = OptimizeOptions(
+    opts = workflow.OptimizeOptions(
         study_name=study_name,
         storage=db,
         strategy=strategy,
@@ -326,45 +331,40 @@ def optimize(
         join=join,
     )
     if create_study:
-        import optuna
-
-        try:
-            open_study(opts, create_only=True)
-        except optuna.exceptions.DuplicatedStudyError as exc:
-            raise _fail(f"study '{study_name}' already exists in {db}") from exc
-        console.print(f"created study [bold]{study_name}[/bold] in {db}; start workers with --join")
+        _create_study(opts)
         return
-
-    config = _config(config_path)
-    try:
-        cases, errors = load_cases(expand_paths(paths))
-    except CaseFileError as exc:
-        raise _fail(str(exc)) from exc
-    for e in errors[:20]:
-        err.print(f"[yellow]skipped[/yellow] {e.source} row {e.row}: {e.message}")
-    labelled = [c for c in cases if c.labelled]
-    if not labelled:
-        raise _fail(
-            "the data set has no labelled cases (needs 'acceptable' or 'no_match'); nothing to optimise"
-        )
-    from collections import Counter
-
-    plan = plan_split(split_by, validation_split, seed, Counter(source_of(c) for c in labelled))
-    train_cases, val_cases = split_cases(labelled, plan)
-    console.print(
-        f"{len(labelled)} labelled cases: {len(train_cases)} train, {len(val_cases)} validation"
-        + (
-            f" ({plan.note}: {', '.join(plan.validation_sources)})"
-            if plan.validation_sources
-            else f" ({plan.mode} split)"
-        )
+    job = workflow.OptimizeJob(
+        paths, opts, catalogue, config_path, validation_split, split_by, model, force_model
+    )
+    result = _run_optimize(job, max_experiments)
+    _print_optimize(result, study_name, strategy)
+    _write_json(
+        report_json,
+        result.run.to_dict()
+        | {"split": {"mode": result.plan.mode, "validation_sources": list(result.plan.validation_sources)}},
     )
 
-    from nhs_lookup.engine import LookupEngine
 
-    engine = LookupEngine.load(config, catalogue_path=catalogue)
-    spec = EngineSpec.of(config, catalogue)
+def _create_study(opts: Any) -> None:
+    import optuna
+
+    from nhs_lookup.framework.optimize import open_study
+
+    try:
+        open_study(opts, create_only=True)
+    except optuna.exceptions.DuplicatedStudyError as exc:
+        raise _fail(f"study '{opts.study_name}' already exists in {opts.storage}") from exc
+    console.print(
+        f"created study [bold]{opts.study_name}[/bold] in {opts.storage}; start workers with --join"
+    )
+
+
+def _run_optimize(job: Any, max_experiments: int) -> Any:
+    """Run the optimize workflow with a progress bar; input errors become exit code 2."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from nhs_lookup.cases import CaseFileError
+    from nhs_lookup.framework import optimize as workflow
 
     with Progress(
         TextColumn("[bold]trials"),
@@ -380,27 +380,29 @@ def optimize(
             progress.update(task, advance=1, best=f"{best:.4f}")
 
         try:
-            run = run_optimization(
-                engine,
-                train_cases,
-                val_cases,
-                config,
-                opts,
-                prepare=lambda qs: prepare_all(engine, qs, spec, max_workers),
-                on_trial=on_trial,
-                tags={
-                    "dataset": ",".join(map(str, paths)),
-                    "catalogue": str(catalogue),
-                    "split": plan.note or plan.mode,
-                },
-            )
-        except ValueError as exc:
+            return workflow.run(job, on_trial)
+        except (CaseFileError, ValueError) as exc:
             raise _fail(str(exc)) from exc
         except KeyError as exc:  # optuna.load_study on a missing study
-            raise _fail(f"study '{study_name}' not found in {db} (create it with --create-study)") from exc
+            raise _fail(
+                f"study '{job.study.study_name}' not found in {job.study.storage} (create it with --create-study)"
+            ) from exc
 
+
+def _print_optimize(result: Any, study_name: str, strategy: str) -> None:
     from rich.table import Table
 
+    run, plan = result.run, result.plan
+    for e in result.skipped_rows[:20]:
+        err.print(f"[yellow]skipped[/yellow] {e.source} row {e.row}: {e.message}")
+    console.print(
+        f"{result.labelled} labelled cases: {result.train_cases} train, {result.validation_cases} validation"
+        + (
+            f" ({plan.note}: {', '.join(plan.validation_sources)})"
+            if plan.validation_sources
+            else f" ({plan.mode} split)"
+        )
+    )
     table = Table(title=f"Optimisation: {study_name} ({strategy})")
     for col in ("config", "split", "cases", "top-1", "top-5", "MRR"):
         table.add_column(col, justify="right" if col not in ("config", "split") else "left")
@@ -430,10 +432,6 @@ def optimize(
         console.print(f"[dim]{run.importance_note}[/dim]")
     console.print(f"[dim]{run.mlflow_note}[/dim]")
     console.print(f"best config written to [bold]{run.output}[/bold] (use it with --config-path)")
-    _write_json(
-        report_json,
-        run.to_dict() | {"split": {"mode": plan.mode, "validation_sources": list(plan.validation_sources)}},
-    )
 
 
 # ---------------------------------------------------------------------------------------- validate
@@ -451,32 +449,39 @@ def validate(
         float, typer.Option("--min-accuracy", help="Exit with code 1 when top-1 accuracy is below this.")
     ] = 0.8,
     show_failures: Annotated[int, typer.Option("--show-failures", help="How many failures to list.")] = 25,
+    model: ModelOpt = None,
+    force_model: ForceModelOpt = False,
     report_json: ReportOpt = None,
 ) -> None:
     """Sanity check: top-1/top-5, modality extraction, laterality/contrast agreement, preprocessing consistency, an overall score and the failures. Exit code 1 when top-1 < --min-accuracy (CI gate)."""
-    from nhs_lookup.cases import CaseFileError, load_cases
-    from nhs_lookup.framework.validate import SCORE_WEIGHTS, validate_results
+    from nhs_lookup.cases import CaseFileError
+    from nhs_lookup.framework import validate as workflow
 
     paths, catalogue = _datasets(
         [sanity_test_path] if sanity_test_path else None, None, "sanity_gold.json", catalogue
     )
+    opts = workflow.ValidateOptions(paths, catalogue, config_path, min_accuracy, model, force_model)
     try:
-        cases, errors = load_cases(paths)
-    except CaseFileError as exc:
+        run = workflow.run(opts)
+    except (CaseFileError, FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from exc
-    for e in errors[:20]:
+    for e in run.errors[:20]:
         err.print(f"[yellow]skipped[/yellow] {e.source} row {e.row}: {e.message}")
-    if not cases:
-        raise _fail("the sanity set has no readable cases")
-    from nhs_lookup.engine import LookupEngine
+    report = run.report
+    _print_validation(report, paths[0], show_failures)
+    _write_json(report_json, report.to_dict())
+    if not report.passed:
+        err.print(f"[red]FAILED[/red]: top-1 {_pct(report.top1)} is below --min-accuracy {min_accuracy:.0%}")
+        raise typer.Exit(1)
+    console.print(f"[green]passed[/green]: top-1 {_pct(report.top1)} >= {min_accuracy:.0%}")
 
-    engine = LookupEngine.load(_config(config_path), catalogue_path=catalogue)
-    results = engine.lookup_many([c.query for c in cases])
-    report = validate_results(cases, results, min_accuracy)
 
+def _print_validation(report: Any, path: Path, show_failures: int) -> None:
     from rich.table import Table
 
-    t = Table(title=f"Validation: {paths[0]}", show_header=False)
+    from nhs_lookup.framework.validate import SCORE_WEIGHTS
+
+    t = Table(title=f"Validation: {path}", show_header=False)
     t.add_column("metric")
     t.add_column("value", justify="right")
     t.add_row("cases (labelled)", f"{report.cases} ({report.labelled})")
@@ -518,11 +523,6 @@ def validate(
                 str(x.rank or "-"),
             )
         console.print(f)
-    _write_json(report_json, report.to_dict())
-    if not report.passed:
-        err.print(f"[red]FAILED[/red]: top-1 {_pct(report.top1)} is below --min-accuracy {min_accuracy:.0%}")
-        raise typer.Exit(1)
-    console.print(f"[green]passed[/green]: top-1 {_pct(report.top1)} >= {min_accuracy:.0%}")
 
 
 def register(app: typer.Typer) -> None:

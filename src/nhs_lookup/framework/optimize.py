@@ -463,3 +463,81 @@ def run_optimization(
             }
         mlflow_logger.finish(study, summary, opts.output)
     return run
+
+
+# -- workflow ----------------------------------------------------------------------------------------
+@dataclass
+class OptimizeJob:
+    """What ``nhs-lookup optimize`` needs besides the study options (the command parses, then prints)."""
+
+    paths: list[Path]
+    study: OptimizeOptions
+    catalogue: str | None = None
+    config_path: Path | None = None
+    validation_split: float = 0.3
+    split_by: str = "source"
+    model: Path | None = None  # start from a fitted model's engine (learned terms, calibration)
+    force_model: bool = False
+
+
+@dataclass
+class OptimizeResult:
+    run: OptimizeRun
+    plan: Any  # SplitPlan
+    labelled: int
+    train_cases: int
+    validation_cases: int
+    skipped_rows: list[Any]
+
+
+def load_labelled(paths: Sequence[Path]) -> tuple[list[Case], list[Any]]:
+    """Labelled cases of the files (``CaseFileError`` for an unreadable file, ``ValueError`` for none)."""
+    from nhs_lookup.cases import load_cases
+
+    from .dataset import expand_paths
+
+    cases, errors = load_cases(expand_paths(paths))
+    labelled = [c for c in cases if c.labelled]
+    if not labelled:
+        raise ValueError(
+            "the data set has no labelled cases (needs 'acceptable' or 'no_match'); nothing to optimise"
+        )
+    return labelled, errors
+
+
+def run(job: OptimizeJob, on_trial: Callable[[int, float, float], None] | None = None) -> OptimizeResult:
+    """Load and split the cases, build the engine, run the study. Raises ``ValueError`` /
+    ``CaseFileError`` for bad input and ``KeyError`` for a missing study with ``join``."""
+    from collections import Counter
+
+    from nhs_lookup.config import load_config
+
+    from .runner import EngineSpec, prepare_all
+    from .split import plan_split, source_of, split_cases
+    from .validate import build_engine
+
+    config = load_config(job.config_path)
+    labelled, errors = load_labelled(job.paths)
+    plan = plan_split(
+        job.split_by, job.validation_split, job.study.seed, Counter(source_of(c) for c in labelled)
+    )
+    train_cases, val_cases = split_cases(labelled, plan)
+    engine = build_engine(job.catalogue, job.config_path, job.model, job.force_model)
+    config = engine.config if job.model is not None else config
+    workers = job.study.max_workers if job.model is None else 1  # pool workers rebuild plain engines
+    spec = EngineSpec.of(config, job.catalogue)
+    result = run_optimization(
+        engine,
+        train_cases,
+        val_cases,
+        config,
+        job.study,
+        prepare=lambda qs: prepare_all(engine, qs, spec, workers),
+        on_trial=on_trial,
+        tags={
+            "dataset": ",".join(map(str, job.paths)),
+            "catalogue": str(job.catalogue),
+            "split": plan.note or plan.mode,
+        },
+    )
+    return OptimizeResult(result, plan, len(labelled), len(train_cases), len(val_cases), list(errors))

@@ -20,10 +20,11 @@ import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from nhs_lookup.metrics import CaseOutcome, group_stats, outcome_of
-from nhs_lookup.records import Case, Components, LookupResult
+from nhs_lookup.records import Case, CaseError, Components, LookupResult
 from nhs_lookup.vocab import default_vocabulary
 
 SCORE_WEIGHTS = {
@@ -227,3 +228,49 @@ def validate_results(
         min_accuracy=min_accuracy,
         failures=failures,
     )
+
+
+# -- workflow ----------------------------------------------------------------------------------------
+@dataclass
+class ValidateOptions:
+    """What ``nhs-lookup validate`` needs (the command only parses these and prints the run)."""
+
+    paths: list[Path]
+    catalogue: str | None = None
+    config_path: Path | None = None
+    min_accuracy: float = 0.8
+    model: Path | None = None  # model file from ``nhs-lookup fit``
+    force_model: bool = False
+
+
+@dataclass
+class ValidateRun:
+    report: ValidationReport
+    errors: list[CaseError]
+
+
+def build_engine(
+    catalogue: str | None, config_path: Path | None, model: Path | None = None, force_model: bool = False
+) -> Any:
+    """The engine a workflow runs: from a model file when given, else config + catalogue.
+    Raises ``ValueError`` (a model for another catalogue, a bad config)."""
+    if model is not None:
+        from nhs_lookup.learning.model import load_engine
+
+        return load_engine(model, catalogue, force=force_model)[0]
+    from nhs_lookup.config import load_config
+    from nhs_lookup.engine import LookupEngine
+
+    return LookupEngine.load(load_config(config_path), catalogue_path=catalogue)
+
+
+def run(opts: ValidateOptions) -> ValidateRun:
+    """Read the labelled set, run the engine, judge. Raises ``CaseFileError`` / ``ValueError``."""
+    from nhs_lookup.cases import load_cases
+
+    cases, errors = load_cases(opts.paths)
+    if not cases:
+        raise ValueError("the sanity set has no readable cases")
+    engine = build_engine(opts.catalogue, opts.config_path, opts.model, opts.force_model)
+    results = engine.lookup_many([c.query for c in cases])
+    return ValidateRun(validate_results(cases, results, opts.min_accuracy), errors)
