@@ -105,6 +105,7 @@ def main() -> int:
     ap.add_argument("--load-requests", type=int, default=2000, help="/lookup requests in the load test")
     ap.add_argument("--catalogue", type=Path, default=None, help="catalogue file (default: bundled sample)")
     ap.add_argument("--chunk-size", type=int, default=50, help="job chunk size passed to the server")
+    ap.add_argument("--lookup-workers", type=int, default=0, help="server lookup worker processes")
     args = ap.parse_args()
     if args.requests < 1 or args.batch_size < 1:
         ap.error("--requests and --batch-size must be positive")
@@ -127,6 +128,8 @@ def main() -> int:
         "warning",
         "--job-chunk-size",
         str(args.chunk_size),
+        "--lookup-workers",
+        str(args.lookup_workers),
     ]
     if args.catalogue:
         cmd += ["--catalogue", str(args.catalogue)]
@@ -200,6 +203,7 @@ def main() -> int:
         f"batch of {len(batch)} exams: submitted in {submit_ms:.0f} ms, done in {batch_s:.2f} s "
         f"= {len(batch) / batch_s:.0f} exams/s (chunk size {args.chunk_size}, results and mappings persisted)"
     )
+    print(f"server lookup worker processes: {args.lookup_workers}")
     print(f"results CSV download: {csv_bytes / 1024:.0f} KiB in {csv_s * 1000:.0f} ms")
     return 0
 

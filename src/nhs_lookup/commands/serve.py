@@ -60,6 +60,15 @@ def serve(
         ),
     ] = 50,
     log_level: Annotated[str, typer.Option(help="Uvicorn log level.")] = "info",
+    lookup_workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=64,
+            help="Worker processes for lookups (0: in the server process). More than 0 lets concurrent "
+            "requests use more than one core; jobs, resume and the database stay in the one server process.",
+        ),
+    ] = 0,
     allowed_host: Annotated[
         list[str] | None,
         typer.Option(
@@ -97,6 +106,7 @@ def serve(
         max_upload_mb=max_upload_mb,
         resume_jobs=resume,
         job_chunk_size=job_chunk_size,
+        lookup_workers=lookup_workers,
         host=host,
         allowed_hosts=tuple(allowed_host or ()),
     )

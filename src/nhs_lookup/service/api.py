@@ -39,6 +39,7 @@ from nhs_lookup.service.lookups import (
     review_info,
     target_of,
 )
+from nhs_lookup.service.pool import PooledEngine
 from nhs_lookup.service.review import ACTION_STATUS, MappingKey, band_of
 from nhs_lookup.service.schemas import (
     MAX_INT64,
@@ -146,6 +147,8 @@ def create_app(settings: ServiceSettings | None = None, *, engine: EngineLike | 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         eng = engine if engine is not None else load_engine(settings)
+        pool = PooledEngine(eng, settings.lookup_workers) if settings.lookup_workers > 0 else None
+        eng = pool or eng
         store = Store(settings.db_url, flag_singletons=settings.review.flag_singletons)
         runner = JobRunner(store, eng, settings.review, settings.job_chunk_size)
         ctx = ServiceContext(settings, store, eng, runner, engine_info(eng, settings.catalogue_path))
@@ -165,6 +168,8 @@ def create_app(settings: ServiceSettings | None = None, *, engine: EngineLike | 
         finally:
             runner.stop()
             store.close()
+            if pool is not None:
+                pool.close()
 
     app = FastAPI(
         title="NHS lookup service",
