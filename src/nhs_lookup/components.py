@@ -4,6 +4,7 @@ non-clinical status, from a normalised exam name (the same parser runs on catalo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,6 +25,33 @@ MODALITY_PHRASES_NOT_CONTENT = (
 # HRCT vs CT chest): they stay identity-bearing so a row adding one is "more specific" than the name.
 PROCEDURE_MODALITY_WORDS = frozenset({"spect", "tomosynthesis", "hrct", "fdg"})  # fdg: the PET tracer
 LEADING_MODALITIES = frozenset({"CT", "MRI", "US"})
+# Tokens that name only a modality (not a study such as "renogram" or "bone scan"): a name made of these
+# alone ("CT", "MRI", "+++") has nothing to map beyond the modality.
+GENERIC_MODALITY_TOKENS = frozenset(
+    {
+        "ct",
+        "mri",
+        "us",
+        "xray",
+        "xr",
+        "nm",
+        "fluoro",
+        "fl",
+        "rf",
+        "pet",
+        "ir",
+        "xa",
+        "interventional",
+        "cr",
+        "dr",
+        "dx",
+        "image",
+        "intensifier",
+        "hybridct",
+        "scan",
+        "imaging",
+    }
+)
 # Anatomy implied by a modality when the name states none ("Bilateral Mammograms" is of the breasts).
 IMPLIED_ANATOMY = {"MG": ("breast",), "PET": ("whole body",)}
 # PET without a named tracer is, in clinical practice, FDG PET-CT.
@@ -227,8 +255,51 @@ def _actions(tokens: list[str], vocab: Vocabulary) -> frozenset[str]:
     )
 
 
+def _first_modality(raw_tokens: list[str], vocab: Vocabulary, modality_code: str | None) -> str | None:
+    """The modality a name is written in before any rewriting: its first modality word, else the
+    RIS code (selects the modality-conditioned abbreviations)."""
+    hits = _find_phrases(raw_tokens, vocab.modality_strong, max_len=3)
+    return hits[0][2] if hits else vocab.modality_of_code(modality_code)
+
+
+def _indicated_anatomy(tokens: list[str], anatomy: tuple[str, ...], vocab: Vocabulary) -> str | None:
+    """Body part implied by a clinical indication ("stroke" -> head) when the name states none."""
+    if anatomy or not vocab.indications:
+        return None
+    hits = _find_phrases(tokens, vocab.indications, max_len=4)
+    return hits[0][2] if hits else None
+
+
+_GESTATION = re.compile(
+    r"(?P<op>>|<|over|under|greater than|less than)?\s*(?P<a>\d{1,2})\s*(?:(?:-|to)\s*(?P<b>\d{1,2}))?"
+    r"\s*(?:\+\s*\d\s*)?(?:weeks?|wks?|wk)\b"
+)
+
+
+def _trimester(text: str, tokens: list[str]) -> list[str]:
+    """Gestational age in weeks -> trimester words (first < 14, second 14-27, third >= 28 weeks)."""
+    if not {"obstetric", "pregnancy", "fetal", "gestation"} & set(tokens):
+        return []
+    m = _GESTATION.search(text.lower())
+    if m is None:
+        return []
+    a, b = int(m.group("a")), m.group("b")
+    op = m.group("op") or ""
+    # a range counts by its middle; "over N" is N + 1; "under N" spans 0..N, counted by its middle.
+    weeks = (a + int(b)) / 2 if b else a + 1 if op in (">", "over", "greater than") else a / 2 if op else a
+    word = "first" if weeks < 14 else "second" if weeks < 28 else "third"
+    return [w for w in ("obstetric", word, "trimester") if w not in tokens or w == word]
+
+
 def _interventional(tokens: list[str], vocab: Vocabulary) -> bool:
     return bool(_find_phrases(tokens, {t: t for t in vocab.interventional}, max_len=3))
+
+
+def _time_billed(text: str, anatomy: tuple[str, ...], vocab: Vocabulary) -> str | None:
+    """ "II 30 mins", "Day Stay 2 hours": a duration and no body part is a time-billed session."""
+    if anatomy or vocab.time_billed is None:
+        return None
+    return "time_billed" if vocab.time_billed.search(text.lower()) else None
 
 
 def non_clinical_reason(text: str, vocab: Vocabulary | None = None) -> str | None:
@@ -254,8 +325,10 @@ def parse_name(
     Catalogue rows define their procedure exactly, so booking-practice inferences (a RIS "PET" booking
     is a PET-CT) apply to exam names only."""
     vocab = vocab or default_vocabulary()
-    tokens = _transabdominal(normalize_tokens(text, vocab, lexicon))
     raw_tokens = tokenize(strip_noise(text, vocab))
+    mod_phrases = vocab.modality_phrases.get(_first_modality(raw_tokens, vocab, modality_code) or "")
+    tokens = _transabdominal(normalize_tokens(text, vocab, lexicon, mod_phrases))
+    tokens = [*tokens, *_trimester(text, tokens)]
     modality, source = _modality(tokens, vocab, modality_code)
     if modality == "PET" and "pet" not in tokens:
         tokens = [*tokens, "pet"]  # "PSMA scan" booked as PET is a PET study
@@ -265,6 +338,8 @@ def parse_name(
         tokens = [*tokens, "fdg"]
     anatomy = _anatomy(tokens, vocab)
     extra = _implied_anatomy(tokens, anatomy, modality, vocab.modality_of_code(modality_code), vocab)
+    if not catalogue_row:  # a row's anatomy comes from its name and FSN, never from its purpose
+        extra = extra or _indicated_anatomy(tokens, anatomy, vocab)
     if extra:
         tokens = [*tokens, *extra.split()]
         anatomy = _anatomy(tokens, vocab)
@@ -294,7 +369,7 @@ def parse_name(
         contrast=_contrast(clean),
         technique=_technique(tokens, vocab),
         interventional=_interventional(tokens, vocab) or bool(actions - NON_INTERVENTIONAL_ACTIONS),
-        non_clinical=non_clinical_reason(text, vocab),
+        non_clinical=non_clinical_reason(text, vocab) or _time_billed(text, anatomy, vocab),
         clean_text=clean,
     )
     # Nothing left after noise removal ("Day Stay"), or only "miscellaneous"-type words: nothing to map.
@@ -304,8 +379,18 @@ def parse_name(
         and not comps.technique
         and (not tokens or bool(vocab.unspecific_words & set(raw_tokens)))
     )
+    # "POCUS ED Miscellaneous", "Screen Ortho": a generic-procedure word with no body part or action.
+    unspecific = unspecific or (not anatomy and not actions and bool(vocab.generic_words & set(raw_tokens)))
     neutral = bool(_find_phrases(tokens, _vocab_maps(vocab)[1], max_len=3))
-    modality_only = not content and not anatomy and not comps.technique and not actions
+    modality_only = (
+        not content
+        and not anatomy
+        and not comps.technique
+        and not actions
+        and all(
+            t in GENERIC_MODALITY_TOKENS or t in STRUCTURAL_WORDS or t in vocab.context_words for t in tokens
+        )
+    )
     return ParsedName(
         comps, tuple(tokens), source, implied, context, content, unspecific, neutral, actions, modality_only
     )

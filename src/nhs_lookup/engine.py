@@ -25,6 +25,7 @@ from nhs_lookup.vocab import default_vocabulary
 __all__ = ["LookupEngine", "PreparedQuery"]
 
 UNSPECIFIC_NOTE = "the name states no body part or procedure beyond the modality"
+MODALITY_ONLY_CONFIDENCE = 0.5  # a modality-only name never reaches the bulk-approve band
 
 
 # (raw top score, top-1 minus top-2 margin, hard violations) -> confidence in [0, 1]
@@ -246,16 +247,25 @@ class LookupEngine:
         confidence = (self.calibrator or calibrate)(top, margin, hard)
         ambiguous = margin < cfg.ambiguity_margin
         reason = None
+        review = None
         if comps.non_clinical:
             reason = "non_clinical"
         elif p.q_unspecific:
             reason = "not_in_catalogue"
+        elif p.q_modality_only:
+            # "CT", "MRI", "+++": only the modality's generic row (if any) fits, and a person should check.
+            review = "modality_only"
+            if hard > 0 or not self._is_generic_row(int(rows[positions[0]])):
+                reason = "not_in_catalogue"
+            confidence = min(confidence, MODALITY_ONLY_CONFIDENCE)
         elif hard > 0:
             reason = "not_in_catalogue"
         elif confidence < cfg.min_confidence:
             reason = "low_confidence"
         best = None if reason else cands[0]
         explanation = _explain(comps, cands[0], reason, ambiguous, confidence)
+        if review == "modality_only":
+            explanation += f" Flagged for review: {UNSPECIFIC_NOTE}."
         return LookupResult(
             query=q,
             components=comps,
@@ -265,7 +275,14 @@ class LookupEngine:
             ambiguous=ambiguous,
             no_match_reason=reason,
             explanation=explanation,
+            score=top,
+            review_reason=review,
         )
+
+    def _is_generic_row(self, row: int) -> bool:
+        """A row naming nothing but its modality (no body part, no other content word)."""
+        idx = self.index
+        return bool(idx.anat_exact_n[row] == 0 and idx.name_words_n[row] == 0 and idx.tech_n[row] == 0)
 
 
 def _with_components(p: PreparedQuery, comps: Components) -> PreparedQuery:

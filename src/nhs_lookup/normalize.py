@@ -8,7 +8,7 @@ anatomy; longest phrase first) -> optional typo correction of unknown tokens aga
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from functools import lru_cache
 
 from nhs_lookup.vocab import Vocabulary, default_vocabulary
@@ -95,13 +95,37 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+def rewrite_exact(tokens: list[str], phrases: Mapping[str, str], max_len: int = 3) -> list[str]:
+    """Replace phrases of a small mapping (longest first, left to right); used for the
+    modality-conditioned abbreviations, applied before the general ones."""
+    out: list[str] = []
+    i, n = 0, len(tokens)
+    while i < n:
+        for k in range(min(max_len, n - i), 0, -1):
+            value = phrases.get(" ".join(tokens[i : i + k]))
+            if value is not None:
+                out.extend(value.split())
+                i += k
+                break
+        else:
+            out.append(tokens[i])
+            i += 1
+    return out
+
+
 def normalize_tokens(
-    text: str, vocab: Vocabulary | None = None, lexicon: Collection[str] | None = None
+    text: str,
+    vocab: Vocabulary | None = None,
+    lexicon: Collection[str] | None = None,
+    modality_phrases: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """The canonical token list of *text* (see module docstring)."""
+    """The canonical token list of *text* (see module docstring). *modality_phrases*: rewrites that
+    hold for the name's modality only (``indications.yaml`` ``modality_abbreviations``)."""
     vocab = vocab or default_vocabulary()
     t = apply_symbols(strip_noise(text, vocab), vocab)
     tokens = tokenize(t)
+    if modality_phrases:
+        tokens = rewrite_exact(tokens, modality_phrases)
     if lexicon:
         tokens = correct_typos(tokens, lexicon)
     return rewrite_phrases(tokens, vocab)

@@ -89,6 +89,8 @@ class LookupResult:
     no_match_reason: str | None = None  # non_clinical | not_in_catalogue | low_confidence | ...
     explanation: str = ""
     elapsed_ms: float = 0.0
+    score: float = 0.0  # raw top score before calibration (calibration maps it to ``confidence``)
+    review_reason: str | None = None  # why a person should check this answer (e.g. modality_only)
 
     @property
     def matched(self) -> bool:
@@ -114,6 +116,8 @@ class LookupResult:
             "confidence": round(self.confidence, 4),
             "ambiguous": self.ambiguous,
             "no_match_reason": self.no_match_reason,
+            "review_reason": self.review_reason,
+            "score": round(self.score, 4),
             "explanation": self.explanation,
             "components": self.components.to_dict(),
             "all_candidates": [c.to_dict() for c in self.candidates],

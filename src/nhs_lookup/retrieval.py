@@ -209,7 +209,8 @@ class CatalogueIndex:
         anat = j_exact
         anat *= np.float32(0.6)
         anat += np.float32(0.4) * j_exp
-        np.maximum(anat, np.float32(ANCESTOR_ANATOMY) * contained, out=anat)
+        # The nearest containing region scores highest (Kidney: "Urinary tract" before "Abdomen").
+        np.maximum(anat, contained * (np.float32(0.8 * ANCESTOR_ANATOMY) + np.float32(0.3) * j_exp), out=anat)
         # Query without anatomy: no evidence either way; both empty: agreement.
         no_q = q_exact_n[:, 0] == 0
         anat[no_q, :] = np.where(self.anat_exact_n == 0, 0.8, 0.4)[None, :]
@@ -285,6 +286,7 @@ class CatalogueIndex:
                     q_action=_action_mask(p.actions, self.action_bits),
                     exclusive_actions=self.exclusive_actions,
                     q_modality_only=p.modality_only,
+                    cand_has_anatomy=self.anat_exact_n[idx] > 0,
                 )
             )
         return out

@@ -61,6 +61,7 @@ class PreparedQuery:
     q_action: int = 0  # bit mask of the actions the name states
     exclusive_actions: int = 0  # bit mask of mutually exclusive actions (insert/remove/exchange)
     q_modality_only: bool = False  # the name states nothing beyond a modality
+    cand_has_anatomy: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
 @dataclass
@@ -189,6 +190,9 @@ def score(p: PreparedQuery, scoring: ScoringConfig) -> RankOutput:
     total = total + scoring.exact_match_bonus * exact
     act, act_hard = action_scores(p, k, scoring)
     total = total + act
+    if p.components.anatomy and len(p.cand_has_anatomy):
+        # A row about another body part (no shared or containing region) is wrong, not just weaker.
+        total = total - scoring.anatomy_mismatch_penalty * (p.cand_has_anatomy[:k] & (anat <= 0.0))
     cand_con = p.cand_contrast[:k]
     if p.q_contrast == 0:
         # Unstated contrast: the labelling rule prefers the row without a contrast qualifier.

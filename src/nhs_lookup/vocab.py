@@ -25,6 +25,8 @@ VOCAB_FILES = (
     "non_clinical.yaml",
     "techniques.yaml",
     "actions.yaml",
+    "derived_abbreviations.yaml",
+    "indications.yaml",
 )
 
 
@@ -71,6 +73,8 @@ class Vocabulary:
     context_groups: dict[str, frozenset[str]] = field(default_factory=dict)
     non_clinical: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
     unspecific_words: frozenset[str] = frozenset()
+    generic_words: frozenset[str] = frozenset()  # "miscellaneous"-type words (no part, no action)
+    time_billed: re.Pattern[str] | None = None  # a duration where the body part should be
     techniques: dict[str, str] = field(default_factory=dict)  # phrase -> technique tag
     interventional: frozenset[str] = frozenset()
     interventional_neutral: frozenset[str] = frozenset()  # studies with intrinsic injection
@@ -79,6 +83,8 @@ class Vocabulary:
     doppler_anatomy: frozenset[str] = frozenset()
     actions: dict[str, str] = field(default_factory=dict)  # phrase -> canonical action
     exclusive_actions: frozenset[str] = frozenset()  # actions that exclude each other
+    indications: dict[str, str] = field(default_factory=dict)  # clinical indication -> anatomy term
+    modality_phrases: dict[str, dict[str, str]] = field(default_factory=dict)  # modality -> rewrites
     fingerprint: str = ""
 
     def ancestors(self, term: str) -> list[str]:
@@ -150,8 +156,9 @@ def vocab_fingerprint(data_dir: Path = DATA_DIR) -> str:
     return h.hexdigest()[:16]
 
 
-def load_vocabulary(data_dir: Path = DATA_DIR) -> Vocabulary:
-    """Read and validate all vocabulary files from *data_dir*."""
+def load_vocabulary(data_dir: Path = DATA_DIR, *, derived: bool = True) -> Vocabulary:
+    """Read and validate all vocabulary files from *data_dir* (``derived=False``: without the
+    generated ``derived_abbreviations.yaml``, as ``tools/derive_vocab.py`` needs)."""
     v = Vocabulary(fingerprint=vocab_fingerprint(data_dir))
     abbr = _read("abbreviations.yaml", data_dir)
     for i, item in enumerate(abbr.get("symbols") or [], start=1):
@@ -219,6 +226,8 @@ def load_vocabulary(data_dir: Path = DATA_DIR) -> Vocabulary:
         for p in patterns:
             v.non_clinical.append((reason, re.compile(p)))
     v.unspecific_words = frozenset(nc.get("unspecific_words") or [])
+    v.generic_words = frozenset(nc.get("generic_words") or [])
+    v.time_billed = re.compile(nc["time_billed"]) if nc.get("time_billed") else None
 
     tech = _read("techniques.yaml", data_dir)
     for tag, phrases in (tech.get("techniques") or {}).items():
@@ -240,7 +249,24 @@ def load_vocabulary(data_dir: Path = DATA_DIR) -> Vocabulary:
         for p in phrases:
             v.actions.setdefault(_norm_phrase(p), _norm_phrase(action))
     v.exclusive_actions = frozenset(_norm_phrase(a) for a in act.get("exclusive") or [])
+    _load_indications(v, _read("indications.yaml", data_dir))
+    if derived:
+        for key, value in (_read("derived_abbreviations.yaml", data_dir).get("phrases") or {}).items():
+            v.phrases.setdefault(_norm_phrase(key), _norm_phrase(value))  # hand-written entries win
     return v
+
+
+def _load_indications(v: Vocabulary, data: dict) -> None:
+    """``indications.yaml``: clinical indication -> anatomy, and modality-conditioned abbreviations."""
+    for phrase, anatomy in (data.get("indications") or {}).items():
+        anat = _norm_phrase(anatomy)
+        if anat not in v.anatomy:
+            raise VocabularyError(f"indications.yaml: '{phrase}' -> '{anatomy}' is not an anatomy term")
+        v.indications[_norm_phrase(phrase)] = anat
+    for modality, phrases in (data.get("modality_abbreviations") or {}).items():
+        if not isinstance(phrases, dict):
+            raise VocabularyError(f"indications.yaml modality_abbreviations.{modality}: expected a mapping")
+        v.modality_phrases[str(modality)] = {_norm_phrase(k): _norm_phrase(x) for k, x in phrases.items()}
 
 
 @lru_cache(maxsize=1)
