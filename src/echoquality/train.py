@@ -546,7 +546,7 @@ def _write_weights_note(best_path: Path, arch: str, annotations: str, kept: list
         return
     from collections import Counter
 
-    from echoquality.weights import write_sidecar
+    from echoquality.model.weights import write_sidecar
 
     sources = dict(Counter(r.label_source for r in kept))
     note = (

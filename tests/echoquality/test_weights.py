@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from echoquality.cli import app
 from echoquality.model import REFERENCE_WEIGHTS_SHA256
-from echoquality.weights import (
+from echoquality.model.weights import (
     DownloadError,
     download_weights,
     is_reference,

@@ -30,7 +30,7 @@ def download_weights_cmd(
     from rich.console import Console
 
     from echoquality.model import REFERENCE_WEIGHTS_SHA256
-    from echoquality.weights import DownloadError, download_weights, sha256_of
+    from echoquality.model.weights import DownloadError, download_weights, sha256_of
 
     console = Console()
     expected: str | None = REFERENCE_WEIGHTS_SHA256
@@ -55,7 +55,7 @@ def check_weights_cmd(
     from rich.console import Console
 
     from echoquality.model import WeightsError, architecture_of, load_state_dict_checked, resolve_weights_path
-    from echoquality.weights import sha256_of, weights_note
+    from echoquality.model.weights import sha256_of, weights_note
 
     console, err = Console(), Console(stderr=True)
     path = resolve_weights_path(weights)
