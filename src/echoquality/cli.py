@@ -23,7 +23,9 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-COMMAND_MODULES = ("synth", "infer", "weights", "analyze", "prepare", "train", "evaluate", "demo")
+COMMAND_MODULES = (
+    "synth", "infer", "weights", "analyze", "prepare", "train", "evaluate", "demo", "review", "report",
+)  # fmt: skip
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"echoquality.commands.{_name}").register(app)
