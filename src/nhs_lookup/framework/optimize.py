@@ -340,6 +340,50 @@ def _importances(study: Any) -> tuple[dict[str, float], str]:
     return {k: round(float(v), 4) for k, v in imp.items()}, "fANOVA importances (optuna.importance)"
 
 
+def _enqueue_trials(study: Any, opts: OptimizeOptions, base: ScoringConfig) -> tuple[int, list[str]]:
+    """Queue the grid points not yet run (grid search), or the starting config as trial 0."""
+    notes: list[str] = []
+    if opts.strategy == "grid_search":
+        seen = {tuple(sorted(t.params.items())) for t in study.trials}
+        todo = [p for p in seed_grid(opts.max_experiments, base) if tuple(sorted(p.items())) not in seen]
+        for p in todo:
+            study.enqueue_trial(p)
+        if not todo:
+            notes.append("every grid point of this study has already been evaluated")
+        return len(todo), notes
+    if not study.trials:
+        study.enqueue_trial(params_from_scoring(base))  # trial 0 = the starting config
+    return opts.max_experiments, notes
+
+
+def _callbacks(
+    opts: OptimizeOptions,
+    stopper: EarlyStopping,
+    tags: dict[str, str] | None,
+    on_trial: Callable[[int, float, float], None] | None,
+) -> tuple[list[Any], MlflowTrialLogger | None, str]:
+    """Study callbacks: early stopping, MLflow logging (when available), progress reports."""
+    callbacks: list[Any] = [stopper]
+    mlflow_logger: MlflowTrialLogger | None = None
+    mlflow_note = "MLflow logging off (--no-mlflow)"
+    if opts.mlflow:
+        try:
+            mlflow_logger = MlflowTrialLogger(opts.study_name, opts.mlflow_uri, tags or {})
+            callbacks.append(mlflow_logger)
+            mlflow_note = f"MLflow runs logged to {opts.mlflow_uri or Path('mlruns').resolve()}"
+        except Exception as exc:  # noqa: BLE001 - MLflow is optional
+            mlflow_note = f"MLflow unavailable ({type(exc).__name__}: {exc}); trials not logged there"
+    if on_trial is not None:
+
+        def _report(study: Any, trial: Any) -> None:
+            if trial.value is not None:
+                on_trial(trial.number, trial.value, study.best_value)
+
+        callbacks.append(_report)
+
+    return callbacks, mlflow_logger, mlflow_note
+
+
 def run_optimization(
     engine: Any,
     train_cases: Sequence[Case],
@@ -373,20 +417,8 @@ def run_optimization(
 
     base = base_config.scoring
     study = open_study(opts)
-    notes: list[str] = []
     previous = len(study.trials)
-    if opts.strategy == "grid_search":
-        seen = {tuple(sorted(t.params.items())) for t in study.trials}
-        todo = [p for p in seed_grid(opts.max_experiments, base) if tuple(sorted(p.items())) not in seen]
-        for p in todo:
-            study.enqueue_trial(p)
-        n_trials = len(todo)
-        if not todo:
-            notes.append("every grid point of this study has already been evaluated")
-    else:
-        n_trials = opts.max_experiments
-        if previous == 0:
-            study.enqueue_trial(params_from_scoring(base))  # trial 0 = the starting config
+    n_trials, notes = _enqueue_trials(study, opts, base)
 
     def objective(trial: Any) -> float:
         scoring = scoring_from_params(suggest_params(trial), base)
@@ -397,23 +429,7 @@ def run_optimization(
         return score.objective
 
     stopper = EarlyStopping(opts.early_stopping_threshold, opts.patience)
-    callbacks: list[Any] = [stopper]
-    mlflow_logger: MlflowTrialLogger | None = None
-    mlflow_note = "MLflow logging off (--no-mlflow)"
-    if opts.mlflow:
-        try:
-            mlflow_logger = MlflowTrialLogger(opts.study_name, opts.mlflow_uri, tags or {})
-            callbacks.append(mlflow_logger)
-            mlflow_note = f"MLflow runs logged to {opts.mlflow_uri or Path('mlruns').resolve()}"
-        except Exception as exc:  # noqa: BLE001 - MLflow is optional
-            mlflow_note = f"MLflow unavailable ({type(exc).__name__}: {exc}); trials not logged there"
-    if on_trial is not None:
-
-        def _report(study: Any, trial: Any) -> None:
-            if trial.value is not None:
-                on_trial(trial.number, trial.value, study.best_value)
-
-        callbacks.append(_report)
+    callbacks, mlflow_logger, mlflow_note = _callbacks(opts, stopper, tags, on_trial)
 
     t1 = time.perf_counter()
     if n_trials:

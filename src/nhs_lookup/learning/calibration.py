@@ -15,6 +15,9 @@ from nhs_lookup.scoring import calibrate as raw_confidence
 # Bounds keep a calibrated answer from claiming certainty the data cannot show.
 FLOOR, CEIL = 0.0, 1.0
 PRIOR = 0.5
+# Isotonic maps are flat between knots; a tiny slope keeps the raw order inside a flat step, so a
+# threshold (auto-accept, no-match) can still separate answers the raw score separates.
+TIE_BREAK = 1e-3
 
 
 def isotonic_fit(x: Sequence[float], y: Sequence[float]) -> tuple[list[float], list[float]]:
@@ -54,7 +57,8 @@ class IsotonicCalibrator:
     def probability(self, raw: float) -> float:
         if len(self.x) == 1:
             return float(self.y[0])
-        return float(np.clip(np.interp(raw, self.x, self.y), FLOOR, CEIL))
+        p = np.interp(raw, self.x, self.y) + TIE_BREAK * (raw - 0.5)
+        return float(np.clip(p, FLOOR, CEIL))
 
     def __call__(self, top: float, margin: float, hard: float) -> float:
         return self.probability(raw_confidence(top, margin, hard))
