@@ -1,7 +1,6 @@
 """SQL store for training sessions, checkpoints and per-case results (SQLAlchemy Core).
 
-SQLite by default (WAL journal: readers never block the writer, and a killed process never leaves a
-corrupt file); any SQLAlchemy URL works, e.g. ``postgresql+psycopg://user@host/db``.
+SQLite by default, any SQLAlchemy URL otherwise (engine settings: :mod:`nhs_lookup.storage.engine`).
 A checkpoint and the results it covers are committed in ONE transaction, and
 ``(session_id, case_index)`` is unique, so a resumed run can neither lose nor duplicate a case.
 """
@@ -26,17 +25,17 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    create_engine,
-    event,
     func,
     insert,
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+
+from nhs_lookup.storage.engine import add_sqlite_pragmas, database_url, make_engine
 
 from .outcome import CaseOutcome
-from .paths import sqlalchemy_url
+
+__all__ = ["TrainingStore", "SessionRow", "add_sqlite_pragmas", "make_engine", "metadata"]
 
 metadata = MetaData()
 
@@ -123,31 +122,6 @@ class SessionRow:
     metrics: dict[str, Any] | None
 
 
-def add_sqlite_pragmas(engine: Engine) -> None:
-    """WAL journal, NORMAL sync (durable across process kills in WAL mode), busy timeout, foreign keys;
-    applied to every new connection of a SQLite engine (other databases untouched)."""
-    if engine.dialect.name != "sqlite":
-        return
-
-    @event.listens_for(engine, "connect")
-    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-        cur = dbapi_connection.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.close()
-
-    engine.dispose()  # connections opened before the listener was added are dropped
-
-
-def make_engine(db: str) -> Engine:
-    """SQLAlchemy engine for a URL or a file path (SQLite gets :func:`add_sqlite_pragmas`)."""
-    engine = create_engine(sqlalchemy_url(db), future=True)
-    add_sqlite_pragmas(engine)
-    return engine
-
-
 def _row_to_session(row: Any) -> SessionRow:
     return SessionRow(
         id=row.id,
@@ -189,7 +163,7 @@ class TrainingStore:
     """Sessions, checkpoints and results of ``nhs-lookup train``."""
 
     def __init__(self, db: str) -> None:
-        self.url = sqlalchemy_url(db)
+        self.url = database_url(db)
         self.engine = make_engine(db)
         metadata.create_all(self.engine)
 

@@ -1,40 +1,30 @@
-"""Persistence (SQLAlchemy; SQLite by default): batch jobs, their items, mappings and decisions.
-
-Decisions are append-only: every reviewer action adds a row, and the mapping row holds the current
-state derived from the latest one. Jobs store all their items up front, so a job cut short by a
-restart can be finished by processing only the items still missing.
+"""Persistence of the review service: one :class:`Store` whose methods are short transactions over the
+tables in :mod:`nhs_lookup.service.models` (SQLite by default, any SQLAlchemy URL otherwise; engine
+settings in :mod:`nhs_lookup.storage.engine`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Float,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    case,
-    cast,
-    create_engine,
-    event,
-    func,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy import String, case, cast, func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from nhs_lookup.records import ExamQuery
+from nhs_lookup.service.models import (
+    Base,
+    Decision,
+    ItemOutcome,
+    Job,
+    JobItem,
+    Mapping,
+    QueueFilter,
+    Target,
+    Touched,
+    utcnow,
+)
 from nhs_lookup.service.review import (
     BANDS,
     NEEDS_REVIEW,
@@ -43,142 +33,19 @@ from nhs_lookup.service.review import (
     auto_status,
     blocking_flags,
 )
+from nhs_lookup.storage.engine import make_engine
 
-
-def utcnow() -> str:
-    """UTC timestamp as ISO 8601 text (sortable, unambiguous in every database)."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class Job(Base):
-    __tablename__ = "jobs"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name: Mapped[str | None] = mapped_column(String(255))
-    status: Mapped[str] = mapped_column(String(16), index=True)  # queued running done failed interrupted
-    total: Mapped[int] = mapped_column(Integer, default=0)
-    processed: Mapped[int] = mapped_column(Integer, default=0)
-    failed: Mapped[int] = mapped_column(Integer, default=0)
-    row_errors: Mapped[list] = mapped_column(JSON, default=list)  # rows of the upload that were not read
-    engine_info: Mapped[dict] = mapped_column(JSON, default=dict)  # versions, catalogue, config used
-    message: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[str] = mapped_column(String(32))
-    started_at: Mapped[str | None] = mapped_column(String(32))
-    finished_at: Mapped[str | None] = mapped_column(String(32))
-    resumed_count: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class JobItem(Base):
-    __tablename__ = "job_items"
-    __table_args__ = (UniqueConstraint("job_id", "position"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
-    position: Mapped[int] = mapped_column(Integer)  # 1-based row of the input
-    data_source: Mapped[str | None] = mapped_column(String(128))
-    modality_code: Mapped[str | None] = mapped_column(String(32))
-    exam_code: Mapped[str | None] = mapped_column(String(64))
-    exam_name: Mapped[str] = mapped_column(String(500))
-    done: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
-    result: Mapped[dict | None] = mapped_column(JSON)
-    error: Mapped[str | None] = mapped_column(Text)
-    mapping_id: Mapped[int | None] = mapped_column(Integer)
-    remembered: Mapped[bool] = mapped_column(Boolean, default=False)
-
-    def query(self) -> ExamQuery:
-        return ExamQuery(self.exam_name, self.modality_code, self.exam_code, self.data_source)
-
-
-class Mapping(Base):
-    __tablename__ = "mappings"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    data_source: Mapped[str | None] = mapped_column(String(128), index=True)
-    exam_code: Mapped[str | None] = mapped_column(String(64))
-    exam_name: Mapped[str] = mapped_column(String(500))
-    modality_code: Mapped[str | None] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), index=True)
-    status_by: Mapped[str] = mapped_column(String(8), default="auto")  # auto | human
-    target_name: Mapped[str | None] = mapped_column(String(500), index=True)
-    target_snomed_id: Mapped[str | None] = mapped_column(String(32))
-    target_fsn: Mapped[str | None] = mapped_column(String(500))
-    target_nicip: Mapped[str | None] = mapped_column(String(32))
-    target_laterality_id: Mapped[str | None] = mapped_column(String(32))
-    target_laterality: Mapped[str | None] = mapped_column(String(200))
-    target_modality: Mapped[str | None] = mapped_column(String(16))
-    confidence: Mapped[float | None] = mapped_column(Float)
-    flags: Mapped[list] = mapped_column(JSON, default=list)
-    proposal: Mapped[dict | None] = mapped_column(JSON)  # the engine's latest result (to_dict + extras)
-    rejected_targets: Mapped[list] = mapped_column(JSON, default=list)
-    equivalence: Mapped[str | None] = mapped_column(String(16))
-    reviewer: Mapped[str | None] = mapped_column(String(100))
-    decided_at: Mapped[str | None] = mapped_column(String(32))
-    comment: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[str] = mapped_column(String(32))
-    updated_at: Mapped[str] = mapped_column(String(32))
-    last_job_id: Mapped[str | None] = mapped_column(String(32))
-
-
-class Decision(Base):
-    """One reviewer action. Never updated or deleted."""
-
-    __tablename__ = "decisions"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    mapping_id: Mapped[int] = mapped_column(ForeignKey("mappings.id"), index=True)
-    action: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16))
-    target_name: Mapped[str | None] = mapped_column(String(500))
-    previous_target: Mapped[str | None] = mapped_column(String(500))
-    equivalence: Mapped[str | None] = mapped_column(String(16))
-    confidence: Mapped[float | None] = mapped_column(Float)
-    reviewer: Mapped[str] = mapped_column(String(100))
-    comment: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[str] = mapped_column(String(32))
-
-
-@dataclass(frozen=True)
-class Target:
-    """A catalogue row chosen as (or proposed for) a mapping's answer."""
-
-    name: str
-    snomed_id: str | None = None
-    fsn: str | None = None
-    nicip_code: str | None = None
-    laterality_id: str | None = None
-    laterality: str | None = None
-    modality: str | None = None
-
-
-@dataclass(frozen=True)
-class QueueFilter:
-    """Review-queue filters; ``status='needs_review'`` means unreviewed, flagged, rejected or deferred."""
-
-    status: str | None = "needs_review"
-    data_source: str | None = None
-    modality: str | None = None  # RIS modality code
-    band: str | None = None  # high | review | manual | low
-    flag: str | None = None
-    text: str | None = None
-
-
-def make_engine(url: str) -> Engine:
-    """SQLAlchemy engine; SQLite gets WAL, a busy timeout and cross-thread use."""
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
-            cur = dbapi_conn.cursor()
-            if ":memory:" not in url:
-                cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+__all__ = [
+    "Decision",
+    "ItemOutcome",
+    "Job",
+    "JobItem",
+    "Mapping",
+    "QueueFilter",
+    "Store",
+    "Target",
+    "utcnow",
+]
 
 
 class Store:
@@ -337,7 +204,7 @@ class Store:
         query: ExamQuery,
         o: ItemOutcome,
         job_id: str | None,
-        touched: _Touched,
+        touched: Touched,
         now: str,
     ) -> Mapping:
         """Create or update the mapping of *query* with a new engine proposal (no flush)."""
@@ -374,7 +241,7 @@ class Store:
         """Store one chunk of results and the proposals they make, in one transaction (few queries)."""
         with self.session() as s, s.begin(), s.no_autoflush:
             done = failed = 0
-            touched = _Touched()
+            touched = Touched()
             now = utcnow()
             items = {
                 it.id: it
@@ -425,7 +292,7 @@ class Store:
         with self.session() as s:
             return {m.key_hash: m for m in s.scalars(select(Mapping).where(Mapping.key_hash.in_(digests)))}
 
-    def _refresh_singletons(self, s: Session, touched: _Touched) -> None:
+    def _refresh_singletons(self, s: Session, touched: Touched) -> None:
         """Flag mappings that are the only local name pointing at their catalogue row.
 
         Only rows whose catalogue target was touched are recounted, so a chunk costs O(chunk).
@@ -514,7 +381,7 @@ class Store:
                 )
             )
             s.flush()
-            self._refresh_singletons(s, _Touched({t for t in (previous, m.target_name) if t}, {m.id}))
+            self._refresh_singletons(s, Touched({t for t in (previous, m.target_name) if t}, {m.id}))
             return m
 
     def bulk_approve(
@@ -626,29 +493,3 @@ class Store:
                 Mapping.data_source, Mapping.status
             )
             return [(ds, st, n) for ds, st, n in s.execute(stmt)]
-
-
-@dataclass
-class _Touched:
-    """Catalogue targets and mapping ids changed in one transaction (for the singleton recount)."""
-
-    targets: set[str] = field(default_factory=set)
-    ids: set[int] = field(default_factory=set)
-
-
-@dataclass
-class ItemOutcome:
-    """What processing one job item produced (written by :meth:`Store.save_job_results`)."""
-
-    item_id: int
-    result: dict[str, Any] | None
-    error: str | None = None
-    remembered: bool = False
-    mapping_id: int | None = None
-    target: Target | None = None
-    confidence: float = 0.0
-    flags: list[str] | None = None
-
-    def __post_init__(self) -> None:
-        if self.flags is None:
-            self.flags = []
