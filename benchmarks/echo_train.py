@@ -26,8 +26,8 @@ def run(
     from torch.utils.data import DataLoader
 
     from echoquality.config import AugmentConfig
-    from echoquality.dataset import ClipDataset
     from echoquality.model import build_model
+    from echoquality.training.dataset import ClipDataset
 
     torch.manual_seed(0)
     paths = cache_paths if use_cache else [None] * len(records)
@@ -73,8 +73,8 @@ def main() -> None:
     import torch
 
     from echoquality.config import PreprocessConfig
-    from echoquality.dataset import ClipCache, ClipRecord, probe_clips
     from echoquality.synth import generate_dataset
+    from echoquality.training.dataset import ClipCache, ClipRecord, probe_clips
 
     if args.threads:
         torch.set_num_threads(args.threads)

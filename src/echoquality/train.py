@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from echoquality.config import EchoConfig
-from echoquality.dataset import ClipCache, ClipDataset, SkippedFile, probe_clips, read_annotations
-from echoquality.metrics import MetricsReport, evaluate_predictions
+from echoquality.evaluation.metrics import MetricsReport, evaluate_predictions
 from echoquality.provenance import package_versions
-from echoquality.split import SplitItem, grouped_stratified_split, read_splits, write_splits
+from echoquality.training.dataset import ClipCache, ClipDataset, SkippedFile, probe_clips, read_annotations
+from echoquality.training.split import SplitItem, grouped_stratified_split, read_splits, write_splits
 
 LAYER_ORDER = ("stem", "layer1", "layer2", "layer3", "layer4", "fc")
 
@@ -209,7 +209,7 @@ def train(
     from torch import nn
 
     from echoquality.model import architecture_of, build_model, load_state_dict_checked, resolve_device
-    from echoquality.tracking import NullTracker, make_tracker
+    from echoquality.training.tracking import NullTracker, make_tracker
 
     tc = cfg.train
     out = Path(tc.output_dir)

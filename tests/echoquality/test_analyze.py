@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).parent))
 import _results_fixture as fx  # noqa: E402
 
-from echoquality.analyze import summarise  # noqa: E402
 from echoquality.cli import app  # noqa: E402
+from echoquality.evaluation.analyze import summarise  # noqa: E402
 from echoquality.prepare import SelectionCriteria  # noqa: E402
 from echoquality.results_table import load_results, read_results_csv, read_summary_json  # noqa: E402
 

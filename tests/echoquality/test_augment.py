@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from echoquality.augment import AugmentParams, apply_params, augment_clip, draw_params
 from echoquality.config import AugmentConfig
+from echoquality.training.augment import AugmentParams, apply_params, augment_clip, draw_params
 
 ALL_ON = AugmentConfig(
     brightness_p=1.0,

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from echoquality.cli import app
 from echoquality.config import PreprocessConfig
-from echoquality.gradcam import compute_cam, save_gradcam
+from echoquality.evaluation.gradcam import compute_cam, save_gradcam
 from echoquality.model import build_model
 from echoquality.preprocess import load_clip, normalize_clip
 

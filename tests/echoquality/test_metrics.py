@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from echoquality.metrics import (
+from echoquality.evaluation.metrics import (
     bootstrap_ci,
     evaluate_predictions,
     fast_average_precision,

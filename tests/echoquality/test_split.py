@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from echoquality.split import SplitItem, grouped_stratified_split, read_splits, write_splits
+from echoquality.training.split import SplitItem, grouped_stratified_split, read_splits, write_splits
 
 
 def _items(n_patients: int, clips: int, seed: int = 0) -> list[SplitItem]:

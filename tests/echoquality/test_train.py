@@ -339,7 +339,7 @@ def test_trainable_layers_by_name(workflow, tmp_path):
 
 
 def test_training_without_mlflow_module(workflow, tmp_path, monkeypatch):
-    from echoquality.tracking import NullTracker, make_tracker
+    from echoquality.training.tracking import NullTracker, make_tracker
 
     monkeypatch.setitem(sys.modules, "mlflow", None)  # import fails
     with warnings.catch_warnings(record=True) as caught:

@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from echoquality.analyze import summarise, write_analysis, write_plots
+        from echoquality.evaluation.analyze import summarise, write_analysis, write_plots
         from echoquality.prepare import PrepareError, SelectionCriteria
         from echoquality.results_table import ResultsError, load_results
 

@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from echoquality.config import load_config
-        from echoquality.evaluate import evaluate
+        from echoquality.evaluation.evaluate import evaluate
         from echoquality.model import WeightsError
         from echoquality.prepare import PrepareError
 

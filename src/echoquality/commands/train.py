@@ -114,9 +114,9 @@ def register(app: typer.Typer) -> None:
         if no_mlflow:
             tc.mlflow = False
 
-        from echoquality.dataset import AnnotationsError
         from echoquality.model import WeightsError
         from echoquality.train import TrainError, train
+        from echoquality.training.dataset import AnnotationsError
 
         try:
             result = train(cfg, resume=resume, force=force, log=console.print)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from echoquality.augment import augment_clip
 from echoquality.config import AugmentConfig, PreprocessConfig
 from echoquality.preprocess import load_clip, normalize_clip
+from echoquality.training.augment import augment_clip
 
 
 class AnnotationsError(Exception):

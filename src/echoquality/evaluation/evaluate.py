@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from echoquality.config import PreprocessConfig
-from echoquality.metrics import Interval, MetricsReport, bootstrap_ci, evaluate_predictions
+from echoquality.evaluation.metrics import Interval, MetricsReport, bootstrap_ci, evaluate_predictions
 from echoquality.prepare import read_labels
 from echoquality.provenance import package_versions
 
@@ -84,7 +84,7 @@ def evaluate(
         for (p, y, clip, tensor), s in zip(batch, scores, strict=True):
             preds.append(Prediction(str(p), y, float(s)))
             if gradcam_dir is not None:
-                from echoquality.gradcam import save_gradcam
+                from echoquality.evaluation.gradcam import save_gradcam
 
                 save_gradcam(model, torch.from_numpy(tensor), clip, Path(gradcam_dir) / _gif_name(p))
         batch.clear()
