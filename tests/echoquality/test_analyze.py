@@ -14,8 +14,8 @@ import _results_fixture as fx  # noqa: E402
 
 from echoquality.cli import app  # noqa: E402
 from echoquality.evaluation.analyze import summarise  # noqa: E402
-from echoquality.prepare import SelectionCriteria  # noqa: E402
 from echoquality.results_table import load_results, read_results_csv, read_summary_json  # noqa: E402
+from echoquality.training.selection import SelectionCriteria  # noqa: E402
 
 
 def _check(a) -> None:

@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import _results_fixture as fx  # noqa: E402
 
 from echoquality.cli import app  # noqa: E402
-from echoquality.prepare import SelectionCriteria, balanced_sample, classify, select  # noqa: E402
 from echoquality.results_table import ResultRecord, load_results  # noqa: E402
+from echoquality.training.selection import SelectionCriteria, balanced_sample, classify, select  # noqa: E402
 
 
 def _rec(score, status, machine="m", key="k"):

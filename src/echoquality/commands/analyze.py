@@ -41,8 +41,8 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from echoquality.evaluation.analyze import summarise, write_analysis, write_plots
-        from echoquality.prepare import PrepareError, SelectionCriteria
         from echoquality.results_table import ResultsError, load_results
+        from echoquality.training.selection import PrepareError, SelectionCriteria
 
         console = Console()
         try:

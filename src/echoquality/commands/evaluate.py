@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         from echoquality.config import load_config
         from echoquality.evaluation.evaluate import evaluate
         from echoquality.model import WeightsError
-        from echoquality.prepare import PrepareError
+        from echoquality.training.selection import PrepareError
 
         console = Console()
         try:

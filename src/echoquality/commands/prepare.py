@@ -56,68 +56,42 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
-        from echoquality.prepare import (
-            PrepareError,
-            SelectionCriteria,
-            merge_labels,
-            read_labels,
-            review_queue,
-            select,
-            write_training_set,
+        from echoquality.training.selection import PrepareError, SelectionCriteria
+        from echoquality.training.trainset import (
+            PrepareInputError,
+            TrainingSetRequest,
+            build_training_set,
         )
-        from echoquality.results_table import ResultsError, data_dir_from_run_info, load_results
 
         console = Console()
-        criteria = SelectionCriteria(
-            high_quality_threshold, low_quality_threshold, max_high_quality, max_low_quality, seed
+        request = TrainingSetRequest(
+            results=results,
+            output=output,
+            criteria=SelectionCriteria(
+                high_quality_threshold, low_quality_threshold, max_high_quality, max_low_quality, seed
+            ),
+            data_dir=data_dir,
+            labels=labels,
+            use_pseudo=not no_pseudo_labels,
+            review_queue_size=review_queue_size,
+            review_center=review_center,
+            force=force,
         )
         try:
-            criteria.validate()
-            if no_pseudo_labels and labels is None:
-                raise PrepareError("--no-pseudo-labels needs --labels")
-            records, source = load_results(results)
-        except (ResultsError, PrepareError) as exc:
+            built = build_training_set(request)
+        except PrepareInputError as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from exc
-        ddir = data_dir or data_dir_from_run_info(results) or Path("raw_data")
-        try:
-            human = read_labels(labels, ddir) if labels else []
-            selection = select(records, criteria)
-            clips, label_counts = merge_labels(
-                selection, records, human, ddir, use_pseudo=not no_pseudo_labels
-            )
-            queue = (
-                review_queue(
-                    records,
-                    review_queue_size,
-                    review_center,
-                    {c.source for c in clips if c.label_source == "human"},
-                    ddir,
-                )
-                if review_queue_size > 0
-                else None
-            )
-            report = write_training_set(
-                clips,
-                selection,
-                criteria,
-                output,
-                force=force,
-                label_counts=label_counts,
-                queue=queue,
-                queue_center=review_center,
-                data_dir=ddir,
-                source=str(source),
-            )
         except PrepareError as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from exc
+        selection, report = built.selection, built.report
         console.print(
             f"HQ candidates {selection.hq_candidates} (kept {len(selection.high)}), "
             f"LQ candidates {selection.lq_candidates} (kept {len(selection.low)}), excluded {selection.excluded}"
         )
-        if human:
-            console.print(f"human labels: {label_counts}")
+        if built.human_labels:
+            console.print(f"human labels: {built.label_counts}")
         for m in report.missing_files:
             console.print(f"[yellow]missing source file:[/yellow] {m}")
         console.print(

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from echoquality.prepare import SelectionCriteria, select
 from echoquality.provenance import package_versions
 from echoquality.results_table import ResultRecord
+from echoquality.training.selection import SelectionCriteria, select
 
 # The fixed score bands of the quality model (lower bound, label); see scoring.assessment_for.
 BANDS: tuple[tuple[float, str], ...] = (

@@ -18,8 +18,8 @@ import numpy as np
 
 from echoquality.config import PreprocessConfig
 from echoquality.evaluation.metrics import Interval, MetricsReport, bootstrap_ci, evaluate_predictions
-from echoquality.prepare import read_labels
 from echoquality.provenance import package_versions
+from echoquality.training.selection import read_labels
 
 
 @dataclass(frozen=True)

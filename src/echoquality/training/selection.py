@@ -1,44 +1,23 @@
-"""Build a training set from inference results (``echoquality prepare-data``).
+"""Which scored clips become training examples (``prepare-data``'s rules; pure, no file writing).
 
-Selection (pure, shared with ``analyze``): a scored clip is high quality (label 1) when
-``score >= hq_threshold`` and its status is PASS, low quality (label 0) when
-``score <= lq_threshold`` and its status is FAIL. Nothing else is consulted, so the
-thresholds mean what they say (the original also required assessment texts, which made
-most threshold values no-ops). Over the caps, clips are sampled with a seed, balanced
+A scored clip is high quality (label 1) when ``score >= hq_threshold`` and its status is PASS,
+low quality (label 0) when ``score <= lq_threshold`` and its status is FAIL. Nothing else is
+consulted, so the thresholds mean what they say (the original also required assessment texts,
+which made most threshold values no-ops). Over the caps, clips are sampled with a seed, balanced
 across machine types. Human labels (``--labels``) add clips and override pseudo-labels.
+``analyze`` runs the same ``select`` as a dry run.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
-import json
-import re
-import shutil
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from echoquality.provenance import package_versions
 from echoquality.results_table import ResultRecord, resolve_source
-
-ANNOTATION_COLUMNS = (
-    "video_path",
-    "quality_score",
-    "filename",
-    "machine_type",
-    "score",
-    "status",
-    "assessment",
-    "folder",
-    "file_id",
-    "patient_id",
-    "label_source",
-    "source_path",
-)
-OUTPUT_FILES = ("echo_annotations.csv", "dataset_analysis.json", "review_queue.csv")
 
 
 class PrepareError(Exception):
@@ -249,167 +228,3 @@ def review_queue(
         rows.append((r, src, abs(r.score - center)))
     rows.sort(key=lambda t: (t[2], t[0].folder, t[0].key))
     return rows[:n]
-
-
-# ---------------------------------------------------------------------------- writing
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "", text.lower()) or "unknown"
-
-
-def clip_id(clip: LabelledClip) -> str:
-    """Stable id: hash of folder/relative path when known, else of the source path."""
-    basis = f"{clip.record.folder}/{clip.record.key}" if clip.record else str(clip.source)
-    return hashlib.sha1(basis.encode()).hexdigest()[:10]
-
-
-@dataclass
-class PrepareReport:
-    output_dir: Path
-    total_samples: int
-    high_quality_count: int
-    low_quality_count: int
-    files_copied: int
-    missing_files: list[str] = field(default_factory=list)
-    review_queue: Path | None = None
-
-
-def ensure_writable(output_dir: Path, force: bool) -> None:
-    if output_dir.exists() and any(output_dir.iterdir()) and not force:
-        raise PrepareError(
-            f"{output_dir} exists and is not empty; use --force to replace the training set "
-            "(echo_videos/ and the annotation files; other files are left alone) or choose --output"
-        )
-
-
-def _relative_or_absolute(p: Path, data_dir: Path | None) -> str:
-    if data_dir is not None:
-        try:
-            return str(p.relative_to(data_dir.resolve()))
-        except ValueError:
-            pass
-    return str(p)
-
-
-def write_training_set(
-    clips: list[LabelledClip],
-    selection: Selection,
-    criteria: SelectionCriteria,
-    output_dir: Path,
-    *,
-    force: bool = False,
-    label_counts: dict[str, int] | None = None,
-    queue: list[tuple[ResultRecord, Path, float]] | None = None,
-    queue_center: float = 0.3,
-    data_dir: Path | None = None,
-    source: str = "",
-) -> PrepareReport:
-    """Copy the clips into ``echo_videos/`` and write the annotations and the analysis JSON."""
-    ensure_writable(output_dir, force)
-    videos = output_dir / "echo_videos"
-    if force:
-        shutil.rmtree(videos, ignore_errors=True)
-        for name in OUTPUT_FILES:
-            (output_dir / name).unlink(missing_ok=True)
-    videos.mkdir(parents=True, exist_ok=True)
-
-    rows, missing = [], []
-    index = Counter[str]()
-    for clip in clips:
-        if not clip.source.is_file():
-            missing.append(str(clip.source))
-            continue
-        prefix = "hq" if clip.label == 1 else "lq"
-        machine = _slug(clip.machine_type)
-        name = f"{prefix}_{machine}_{index[prefix]:04d}_{clip_id(clip)}.dcm"
-        try:
-            shutil.copy2(clip.source, videos / name)
-        except OSError as exc:
-            missing.append(f"{clip.source} ({exc})")
-            continue
-        index[prefix] += 1
-        r = clip.record
-        rows.append(
-            {
-                "video_path": f"echo_videos/{name}",
-                "quality_score": clip.label,
-                "filename": name,
-                "machine_type": clip.machine_type,
-                "score": "" if r is None or r.score is None else f"{r.score:.6f}",
-                "status": (r.status if r else "") or "",
-                "assessment": (r.assessment if r else "") or "",
-                "folder": clip.folder,
-                "file_id": r.file_id if r else clip.source.name,
-                "patient_id": (r.patient_id if r else "") or "",
-                "label_source": clip.label_source,
-                "source_path": str(clip.source),
-            }
-        )
-    with (output_dir / "echo_annotations.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=ANNOTATION_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-
-    queue_path = None
-    if queue is not None:
-        queue_path = output_dir / "review_queue.csv"
-        with queue_path.open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(
-                ["path", "label", "score", "status", "assessment", "folder", "machine_type", "distance"]
-            )
-            for r, src, dist in queue:
-                writer.writerow(
-                    [
-                        _relative_or_absolute(src, data_dir),
-                        "",
-                        f"{r.score:.6f}",
-                        r.status or "",
-                        r.assessment or "",
-                        r.folder,
-                        r.machine_type,
-                        f"{dist:.6f}",
-                    ]
-                )
-
-    hq = sum(1 for r in rows if r["quality_score"] == 1)
-    analysis = {
-        "total_samples": len(rows),
-        "high_quality_count": hq,
-        "low_quality_count": len(rows) - hq,
-        "machine_type_distribution": dict(sorted(Counter(r["machine_type"] for r in rows).items())),
-        "label_source_distribution": dict(sorted(Counter(r["label_source"] for r in rows).items())),
-        "high_quality_threshold": criteria.hq_threshold,
-        "low_quality_threshold": criteria.lq_threshold,
-        "max_high_quality": criteria.max_hq,
-        "max_low_quality": criteria.max_lq,
-        "missing_files": len(missing),
-        "missing_file_list": missing,
-        "files_copied": len(rows),
-        "hq_candidates": selection.hq_candidates,
-        "lq_candidates": selection.lq_candidates,
-        "hq_over_cap": selection.hq_over_cap,
-        "lq_over_cap": selection.lq_over_cap,
-        "excluded": selection.excluded,
-        "medium_quality_excluded": selection.excluded.get("medium", 0),
-        "human_labels": label_counts or {},
-        "review_queue": {"size": len(queue), "center": queue_center} if queue is not None else None,
-        "seed": criteria.seed,
-        "source_summary": source,
-        "versions": package_versions(),
-    }
-    (output_dir / "dataset_analysis.json").write_text(json.dumps(analysis, indent=2, default=str))
-    return PrepareReport(
-        output_dir=output_dir,
-        total_samples=len(rows),
-        high_quality_count=hq,
-        low_quality_count=len(rows) - hq,
-        files_copied=len(rows),
-        missing_files=missing,
-        review_queue=queue_path,
-    )
-
-
-def criteria_dict(criteria: SelectionCriteria) -> dict[str, float | int]:
-    return asdict(criteria)
