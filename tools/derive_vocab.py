@@ -141,7 +141,10 @@ def main() -> int:
     known = _known_tokens(vocab)
     nhs_pairs = [(r["primary_source_name"], r.get("snomed_fsn") or "") for r in catalogue]
     rl_pairs = [(r["SHORT_NAME"], r.get("LONG_NAME") or "") for r in radlex]
-    text = render(_resolve(derive(nhs_pairs, known), vocab), _resolve(derive(rl_pairs, known), vocab))
+    # RadLex pairs are kept only when the expansion is wording the NHS catalogue uses.
+    nhs_words = {w for short, long in nhs_pairs for w in _words(f"{short} {long}")}
+    rl = {k: v for k, v in derive(rl_pairs, known).items() if set(v.split()) & nhs_words}
+    text = render(_resolve(derive(nhs_pairs, known), vocab), _resolve(rl, vocab))
     if args.check:
         current = OUT.read_text() if OUT.is_file() else ""
         print("up to date" if current == text else f"{OUT} is out of date")

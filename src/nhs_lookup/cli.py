@@ -21,7 +21,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-COMMAND_MODULES = ("lookup", "fit", "framework", "serve", "demo")
+COMMAND_MODULES = ("lookup", "fit", "framework", "serve", "demo", "vocab")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"nhs_lookup.commands.{_name}").register(app)

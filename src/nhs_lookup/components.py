@@ -255,7 +255,7 @@ def _actions(tokens: list[str], vocab: Vocabulary) -> frozenset[str]:
     )
 
 
-def _first_modality(raw_tokens: list[str], vocab: Vocabulary, modality_code: str | None) -> str | None:
+def first_modality(raw_tokens: list[str], vocab: Vocabulary, modality_code: str | None) -> str | None:
     """The modality a name is written in before any rewriting: its first modality word, else the
     RIS code (selects the modality-conditioned abbreviations)."""
     hits = _find_phrases(raw_tokens, vocab.modality_strong, max_len=3)
@@ -326,7 +326,7 @@ def parse_name(
     is a PET-CT) apply to exam names only."""
     vocab = vocab or default_vocabulary()
     raw_tokens = tokenize(strip_noise(text, vocab))
-    mod_phrases = vocab.modality_phrases.get(_first_modality(raw_tokens, vocab, modality_code) or "")
+    mod_phrases = vocab.modality_phrases.get(first_modality(raw_tokens, vocab, modality_code) or "")
     tokens = _transabdominal(normalize_tokens(text, vocab, lexicon, mod_phrases))
     tokens = [*tokens, *_trimester(text, tokens)]
     modality, source = _modality(tokens, vocab, modality_code)
