@@ -85,6 +85,55 @@ def _print_result(result: Any) -> None:
     con.print(alt)
 
 
+def _read_gold(gold_files: list[Path], json_out: Path | None, err: Any) -> tuple[list, list]:
+    """Check the report path is writable, then read the gold files; exit 2 (one line) when the report
+    cannot be written, a file cannot be read, or no case carries a label."""
+    from nhs_lookup.batch_output import writable_problem
+    from nhs_lookup.cases import CaseFileError, load_cases
+
+    problem = writable_problem(json_out, force=True) if json_out else None
+    if problem:
+        err.print(f"[red]error:[/red] {problem}")
+        raise typer.Exit(2)
+    try:
+        cases, errors = load_cases(gold_files)
+    except CaseFileError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if not any(c.labelled for c in cases):
+        names = ", ".join(map(str, gold_files))
+        err.print(
+            f"[red]error:[/red] {names}: 0 labelled cases ({len(cases)} read, {len(errors)} bad rows); "
+            "evaluate needs 'acceptable' or 'no_match' labels"
+        )
+        raise typer.Exit(2)
+    return cases, errors
+
+
+def _warn_unknown_labels(cases: list, catalogue: Any, err: Any) -> list:
+    """Warn (per case, capped, then counted) about gold labels naming no catalogue row."""
+    from nhs_lookup.batch_output import ERRORS_SHOWN
+    from nhs_lookup.cases import unknown_labels
+
+    warnings = unknown_labels(cases, catalogue)
+    for w in warnings[:ERRORS_SHOWN]:
+        err.print(f"warning: {w.message()}", markup=False)
+    if warnings:
+        err.print(f"{len(warnings)} gold label(s) name no catalogue row (those cases cannot score)")
+    return warnings
+
+
+def _report_bad_rows(errors: list, output: Path | None, err: Any) -> None:
+    """A capped summary of unreadable input rows; the full list next to *output* when there is one."""
+    from nhs_lookup.batch_output import error_summary, errors_path, write_errors
+
+    for line in error_summary(errors):
+        err.print(line, markup=False, highlight=False)
+    if errors and output is not None:
+        write_errors(errors_path(output), errors)
+        err.print(f"all {len(errors)} bad row(s) listed in {errors_path(output)}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add `lookup`, `batch`, `evaluate` and `catalogue`."""
 
@@ -132,13 +181,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.progress import Progress
 
-        from nhs_lookup.batch_output import (
-            error_summary,
-            errors_path,
-            writable_problem,
-            write_errors,
-            write_results,
-        )
+        from nhs_lookup.batch_output import writable_problem, write_results
         from nhs_lookup.cases import CaseFileError, iter_cases
 
         err = Console(stderr=True)
@@ -165,11 +208,7 @@ def register(app: typer.Typer) -> None:
                 progress.advance(task, len(chunk))
         rows = [r.to_dict() for r in results]
         write_results(output_file, rows)
-        for line in error_summary(errors):
-            err.print(line, highlight=False, markup=False)
-        if errors:
-            write_errors(errors_path(output_file), errors)
-            err.print(f"all {len(errors)} bad row(s) listed in {errors_path(output_file)}", highlight=False)
+        _report_bad_rows(errors, output_file, err)
         matched = sum(r["matched"] for r in rows)
         err.print(f"{len(rows)} exams processed ({matched} matched), {len(errors)} bad rows -> {output_file}")
         if errors:
@@ -197,45 +236,19 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from nhs_lookup.batch_output import (
-            ERRORS_SHOWN,
-            error_summary,
-            errors_path,
-            writable_problem,
-            write_errors,
-        )
-        from nhs_lookup.cases import CaseFileError, load_cases, unknown_labels
         from nhs_lookup.evaluate import evaluate
 
         con = Console()
         err = Console(stderr=True, highlight=False)
         gold_file = gold_files[0] if len(gold_files) == 1 else ", ".join(map(str, gold_files))
-        problem = writable_problem(json_out, force=True) if json_out else None
-        if problem:
-            err.print(f"[red]error:[/red] {problem}")
-            raise typer.Exit(2)
-        try:
-            cases, errors = load_cases(gold_files)
-        except CaseFileError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from exc
-        if not any(c.labelled for c in cases):
-            err.print(
-                f"[red]error:[/red] {gold_file}: 0 labelled cases ({len(cases)} read, {len(errors)} bad rows); "
-                "evaluate needs 'acceptable' or 'no_match' labels"
-            )
-            raise typer.Exit(2)
+        cases, errors = _read_gold(gold_files, json_out, err)
         engine = _engine(catalogue, config, model, force_model)
         if cv:
             from nhs_lookup.commands.fit import run_cv, write_cv
 
             write_cv(run_cv(engine, cases, cv, seed), con, json_out, gold_file)
             return
-        label_warnings = unknown_labels(cases, engine.catalogue)
-        for w in label_warnings[:ERRORS_SHOWN]:
-            err.print(f"warning: {w.message()}", markup=False)
-        if label_warnings:
-            err.print(f"{len(label_warnings)} gold label(s) name no catalogue row (those cases cannot score)")
+        label_warnings = _warn_unknown_labels(cases, engine.catalogue, err)
         rep = evaluate(engine, cases)
         con.print(
             f"[bold]{gold_file}[/bold]: {rep.n_cases} labelled cases, catalogue {engine.catalogue.source_path}"
@@ -277,11 +290,7 @@ def register(app: typer.Typer) -> None:
                     "NO MATCH" if o.gold_no_match else " | ".join(o.acceptable[:3]),
                 )
             con.print(t)
-        for line in error_summary(errors):
-            err.print(line, markup=False)
-        if errors and json_out:
-            write_errors(errors_path(json_out), errors)
-            err.print(f"all {len(errors)} bad row(s) listed in {errors_path(json_out)}")
+        _report_bad_rows(errors, json_out, err)
         if json_out:
             import nhs_lookup
 

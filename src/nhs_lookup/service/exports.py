@@ -1,4 +1,5 @@
-"""Mapping-table exports (CSV, JSON, FHIR R4 ConceptMap) and per-source summaries (pure functions)."""
+"""Mapping-table exports (CSV, JSON, FHIR R4 ConceptMap), a job's results as CSV and per-source
+summaries (pure functions; every CSV cell is formula-safe)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import io
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from nhs_lookup import __version__
+from nhs_lookup.records import RESULT_COLUMNS, flatten_result
 from nhs_lookup.service.review import NEEDS_REVIEW
 from nhs_lookup.textfile import SafeDictWriter
 
@@ -19,6 +21,10 @@ SNOMED_URI = "http://snomed.info/sct"
 LATERALITY_ATTRIBUTE = "http://snomed.info/id/272741003"  # SNOMED CT 'Laterality' attribute
 LOCAL_SOURCE_PREFIX = "urn:nhs-lookup:ris:"
 LOCAL_CATALOGUE_URI = "urn:nhs-lookup:catalogue"  # targets without a SNOMED CT id (e.g. RadLex lists)
+RESULT_CSV_COLUMNS = ["row", *RESULT_COLUMNS, "flags", "remembered", "mapping_id", "error"]
+
+if TYPE_CHECKING:
+    from nhs_lookup.service.models import JobItem
 
 
 @dataclass(frozen=True)
@@ -174,3 +180,35 @@ def to_fhir_concept_map(rows: Sequence[ExportRow], *, scope: str, generated_at: 
             for (src, system), elements in sorted(groups.items())
         ],
     }
+
+
+def job_results_csv(items: Iterable[JobItem]) -> Iterator[str]:
+    """A job's results as CSV text in ~64 KiB pieces (streamed: a job may hold 100,000 rows)."""
+    buf = io.StringIO()
+    writer = SafeDictWriter(buf, fieldnames=RESULT_CSV_COLUMNS)
+    writer.writeheader()
+    for item in items:
+        r = item.result or {}
+        flat = flatten_result(r)
+        # The job item holds the input as submitted (a remembered answer may lack it).
+        flat.update(
+            data_source=item.data_source or "",
+            modality_code=item.modality_code or "",
+            exam_code=item.exam_code or "",
+            exam_name=item.exam_name,
+        )
+        writer.writerow(
+            {
+                "row": item.position,
+                **flat,
+                "flags": "|".join(r.get("flags") or []),
+                "remembered": item.remembered,
+                "mapping_id": item.mapping_id or "",
+                "error": item.error or ("" if item.done else "not processed yet"),
+            }
+        )
+        if buf.tell() > 64 * 1024:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()

@@ -1,4 +1,4 @@
-"""Server-rendered web app (Jinja2 templates, local CSS/JS only: works offline).
+"""Server-rendered web app pages (Jinja2 templates, local CSS/JS only: works offline).
 
 Pages read from the store directly; every write goes through the JSON API from ``static/app.js``,
 so the web app and scripts share one set of validated, key-protected endpoints.
@@ -10,20 +10,22 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from nhs_lookup import __version__
+from nhs_lookup.service.actions import build_consolidated, mapping_detail
 from nhs_lookup.service.db import QueueFilter
 from nhs_lookup.service.exports import summarize
 from nhs_lookup.service.review import BANDS, STATUSES, band_of
 from nhs_lookup.service.schemas import MAX_INT64
 from nhs_lookup.service.settings import ServiceSettings
 
-HERE = Path(__file__).parent
+SERVICE_DIR = Path(__file__).resolve().parents[1]
+TEMPLATES_DIR = SERVICE_DIR / "templates"
+STATIC_DIR = SERVICE_DIR / "static"
 SHORTCUTS_REVIEW = [
     ("a", "approve the proposed target"),
     ("1 - 9", "approve candidate 1-9 instead"),
@@ -61,8 +63,10 @@ def _queue_filter(
     return f, {k: v for k, v in raw.items() if v}
 
 
-def register_web(app: FastAPI, settings: ServiceSettings) -> None:
-    templates = Jinja2Templates(directory=str(HERE / "templates"))
+def pages_router(settings: ServiceSettings) -> APIRouter:
+    """The web app's pages (``/``, ``/ui/queue``, ``/ui/review/{id}``, ``/ui/consolidated``)."""
+    router = APIRouter(include_in_schema=False)
+    templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     templates.env.globals.update(
         version=__version__,
         api_key_required=bool(settings.api_key),
@@ -71,12 +75,11 @@ def register_web(app: FastAPI, settings: ServiceSettings) -> None:
         band_of=band_of,
         bulk_default=settings.review.bulk_approve_default,
     )
-    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     def page(request: Request, name: str, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, name, context)
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @router.get("/", response_class=HTMLResponse)
     def home(request: Request) -> HTMLResponse:
         ctx = request.app.state.ctx
         summary = summarize(ctx.store.status_counts())
@@ -90,7 +93,7 @@ def register_web(app: FastAPI, settings: ServiceSettings) -> None:
             active="home",
         )
 
-    @app.get("/ui/queue", response_class=HTMLResponse, include_in_schema=False)
+    @router.get("/ui/queue", response_class=HTMLResponse)
     def queue_page(
         request: Request,
         status: str = "needs_review",
@@ -121,7 +124,7 @@ def register_web(app: FastAPI, settings: ServiceSettings) -> None:
             active="queue",
         )
 
-    @app.get("/ui/review/{mapping_id}", response_class=HTMLResponse, include_in_schema=False)
+    @router.get("/ui/review/{mapping_id}", response_class=HTMLResponse)
     def review_page(
         request: Request,
         mapping_id: Annotated[int, PathParam(ge=0, le=MAX_INT64)],
@@ -132,12 +135,8 @@ def register_web(app: FastAPI, settings: ServiceSettings) -> None:
         flag: str = "",
         q: str = "",
     ) -> HTMLResponse:
-        from nhs_lookup.service.api import ApiError, mapping_detail
-
         ctx = request.app.state.ctx
-        m = ctx.store.get_mapping(mapping_id)
-        if m is None:
-            raise ApiError(404, f"no mapping {mapping_id}")
+        m = ctx.mapping_or_404(mapping_id)
         f, params = _queue_filter(status, data_source, modality, band, flag, q)
         detail = mapping_detail(ctx, m, f)
         proposal = detail.proposal or {}
@@ -158,10 +157,8 @@ def register_web(app: FastAPI, settings: ServiceSettings) -> None:
             active="queue",
         )
 
-    @app.get("/ui/consolidated", response_class=HTMLResponse, include_in_schema=False)
+    @router.get("/ui/consolidated", response_class=HTMLResponse)
     def consolidated_page(request: Request, data_source: str = "") -> HTMLResponse:
-        from nhs_lookup.service.api import build_consolidated
-
         ctx = request.app.state.ctx
         view = build_consolidated(ctx.store.all_mappings(data_source or None))
         return page(
@@ -173,3 +170,5 @@ def register_web(app: FastAPI, settings: ServiceSettings) -> None:
             title="Consolidated view",
             active="consolidated",
         )
+
+    return router

@@ -1,0 +1,41 @@
+"""``GET /health`` and ``POST /lookup``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from nhs_lookup import __version__
+from nhs_lookup.records import ExamQuery
+from nhs_lookup.service.deps import Ctx
+from nhs_lookup.service.lookups import answer_one, review_info
+from nhs_lookup.service.schemas import ExamIn, LookupOut
+
+router = APIRouter()
+
+
+@router.get("/health", tags=["service"])
+def health(ctx: Ctx) -> dict[str, Any]:
+    """Liveness and what the service is running with."""
+    return {
+        "status": "ok",
+        "version": __version__,
+        "catalogue_rows": ctx.info["catalogue_rows"],
+        "catalogue": ctx.info["catalogue_path"],
+        "api_key_required": bool(ctx.settings.api_key),
+        "jobs_idle": ctx.runner.idle(),
+    }
+
+
+@router.post("/lookup", response_model=LookupOut, tags=["lookup"])
+def lookup(exam: ExamIn, ctx: Ctx) -> LookupOut:
+    """Look up one exam. An input a reviewer already approved (or marked no-match) gets that answer
+    at once, with who/when; targets rejected for this input are never proposed."""
+    query = ExamQuery(exam.exam_name, exam.modality_code, exam.exam_code, exam.data_source)
+    answer, mapping = answer_one(ctx.engine, ctx.store, ctx.settings.review, query)
+    return LookupOut(
+        result=answer.payload,
+        remembered=answer.remembered,
+        review=review_info(mapping, answer.remembered),
+    )
