@@ -25,7 +25,7 @@ from echoquality.preprocess import sample_indices
 from .app import HERE, ApiError, ReviewContext, require_key
 from .catalog import LABEL_STATES, SORTS, STATUSES, Clip, ClipQuery
 from .exports import ExportError, labels_csv, labels_json
-from .previews import KINDS, PreviewError, cine_indices
+from .previews import PreviewError, cine_indices
 from .store import LabelError
 
 router = APIRouter()
@@ -184,7 +184,6 @@ async def media(
     if clip.skip_reason is not None:
         raise ApiError(404, f"no preview: the file was skipped ({clip.skip_reason})")
     path = await _await_preview(ctx, clip, kind)
-    assert kind in KINDS
     return FileResponse(
         path, media_type=MEDIA_TYPES[kind], headers={"Cache-Control": "private, max-age=3600"}
     )

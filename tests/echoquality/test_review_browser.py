@@ -1,0 +1,193 @@
+"""End to end in a real browser (Playwright driving Debian's Chromium) against `echoquality review` on
+127.0.0.1 over a synthetic run scored by the tiny network: filter to FAIL, open a clip, see the model's
+16 frames and the Grad-CAM overlay, label three clips by keyboard, export, and feed the CSV to
+`prepare-data --labels`. Saves screenshots under docs/screenshots/echo_*.png."""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[2]
+SHOTS = REPO / "docs" / "screenshots"
+
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+httpx = pytest.importorskip("httpx", reason="httpx is not installed")
+pytest.importorskip("fastapi", reason="the review app needs FastAPI")
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _review_fixture import ReviewRun, build_run  # noqa: E402
+
+from echoquality.cli import app as cli_app  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> ReviewRun:
+    return build_run(tmp_path_factory.getbasetemp() / "review_run")
+
+
+@pytest.fixture(scope="module")
+def server(run: ReviewRun, tmp_path_factory: pytest.TempPathFactory):
+    """`echoquality review` in its own process (one preview worker process) on a free loopback port."""
+    tmp = tmp_path_factory.mktemp("review_browser")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "ECHOQUALITY_REVIEW_API_KEY"}
+    src = str(REPO / "src")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    log = (tmp / "server.log").open("w")
+    cmd = [sys.executable, "-m", "echoquality.cli", "review", "--results", str(run.out), "--data-dir", str(run.raw),
+           "--port", str(port), "--workers", "1", "--workspace", str(tmp / "ws")]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, (tmp / "server.log").read_text()
+            try:
+                if httpx.get(base + "/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        yield base, tmp
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )  # fmt: skip
+        yield b
+        b.close()
+
+
+def _loaded(page, selector: str, timeout: int = 60_000) -> None:
+    page.wait_for_function(
+        "sel => { const el = document.querySelector(sel); return el && el.complete && el.naturalWidth > 0; }",
+        arg=selector,
+        timeout=timeout,
+    )
+
+
+def test_filter_open_gradcam_label_export_prepare(server, browser, run: ReviewRun, tmp_path: Path) -> None:
+    base, _ = server
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1440, "height": 950})
+    page = context.new_page()
+    foreign, errors = [], []
+    page.on(
+        "request", lambda r: None if r.url.startswith((base, "data:", "blob:")) else foreign.append(r.url)
+    )
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    # 1. gallery of the whole run, then filter to FAIL
+    page.goto(base + "/")
+    page.fill("#reviewer", "Dr Test")
+    page.press("#reviewer", "Tab")
+    page.select_option("#filters select[name=status]", "FAIL")
+    page.wait_for_url("**status=FAIL**")
+    statuses = page.eval_on_selector_all("#gallery li", "els => els.map(e => e.dataset.status)")
+    assert statuses and set(statuses) == {"FAIL"}
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('img.thumb')].every(i => i.complete && i.naturalWidth > 0)",
+        timeout=90_000,
+    )
+    page.screenshot(path=str(SHOTS / "echo_review_gallery.png"))
+
+    # 2. open a clip: the 16 frames the model saw, the sector mask, the cine and Grad-CAM
+    page.click("#gallery li a")
+    page.wait_for_selector("#clip")
+    _loaded(page, "#model-input")
+    _loaded(page, "#mask-view")
+    assert page.eval_on_selector("#model-input", "i => [i.naturalWidth, i.naturalHeight]") == [
+        8 * 112,
+        2 * 112,
+    ]
+    page.wait_for_function("() => document.querySelector('#frame-no').textContent.startsWith('frame')")
+    page.keyboard.press("c")
+    _loaded(page, "#gradcam", timeout=120_000)
+    assert page.is_visible("#gradcam")
+    page.keyboard.press("Space")  # pause so the screenshot shows a still frame
+    page.screenshot(path=str(SHOTS / "echo_review_clip.png"), full_page=True)
+
+    # 3. label three clips by keyboard; each label moves on to the next most uncertain clip
+    labelled = {}
+    for key, value in (("g", "1"), ("p", "0"), ("g", "1")):
+        page.wait_for_selector("#clip")
+        cid = page.get_attribute("#clip", "data-clip-id")
+        url = page.url
+        page.keyboard.press(key)
+        page.wait_for_url(lambda u, url=url: u != url, timeout=30_000)
+        labelled[cid] = value
+    assert len(labelled) == 3
+
+    # 4. export the labels CSV from the header link
+    page.goto(base + "/?label=labelled")
+    assert len(page.query_selector_all("#gallery li")) == 3
+    with page.expect_download() as dl:
+        page.click("#export-csv")
+    csv_path = tmp_path / "review_labels.csv"
+    dl.value.save_as(csv_path)
+    rows = list(csv.DictReader(csv_path.open(newline="")))
+    assert sorted(r["label"] for r in rows) == sorted(labelled.values())
+    assert not any(ident in csv_path.read_text() for ident in run.identifiers)
+    assert not foreign, foreign
+    assert not errors, errors
+    context.close()
+
+    # 5. the export goes straight into prepare-data --labels
+    out = tmp_path / "training"
+    res = CliRunner().invoke(
+        cli_app,
+        ["prepare-data", "--results", str(run.out), "--data-dir", str(run.raw), "--output", str(out),
+         "--labels", str(csv_path), "--no-pseudo-labels"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    ann = list(csv.DictReader((out / "echo_annotations.csv").open(newline="")))
+    assert sorted(a["quality_score"] for a in ann) == sorted(labelled.values())
+
+
+def test_report_screenshot(browser, run: ReviewRun, tmp_path: Path) -> None:
+    """The self-contained report renders offline (file://, no request leaves the file)."""
+    html = tmp_path / "report.html"
+    res = CliRunner().invoke(
+        cli_app, ["report", "--results", str(run.out), "--html", str(html), "--workers", "0"]
+    )
+    assert res.exit_code == 0, res.output
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(html.as_uri())
+    assert page.eval_on_selector_all("#worst img", "els => els.every(i => i.naturalWidth > 0)")
+    assert all(u.startswith(("file:", "data:")) for u in requests), requests
+    page.screenshot(path=str(SHOTS / "echo_report.png"), full_page=True)
+    page.close()
