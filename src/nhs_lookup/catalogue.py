@@ -25,6 +25,7 @@ from nhs_lookup.vocab import DATA_DIR, default_vocabulary
 
 SAMPLE_CATALOGUE = DATA_DIR / "sample_catalogue.json"
 CACHE_FORMAT = 3
+FSN_ADDED_ANATOMY = frozenset({"artery", "vein"})
 LATERALITY_IDS = {"24028007": "right", "7771000": "left", "51440002": "bilateral"}
 
 
@@ -302,6 +303,17 @@ def read_catalogue_rows(path: str | Path) -> list[CatalogueEntry]:
 _FSN_TAG = re.compile(r"\s*\((procedure|regime/therapy|qualifier value)\)\s*$", re.I)
 
 
+def _row_anatomy(name_anat: tuple[str, ...], fsn_anat: tuple[str, ...], vocab) -> tuple[str, ...]:
+    """Row anatomy from the short name and the FSN: the FSN adds the vessel the name leaves out ("Angio
+    renal": renal *artery*). Adding every FSN part was measured to cost more than it gained (FSNs name
+    regions the short name deliberately leaves general)."""
+    if not name_anat:
+        return fsn_anat
+    covered = {a for t in name_anat for a in vocab.ancestors(t)}
+    extra = [t for t in fsn_anat if t in FSN_ADDED_ANATOMY and t not in covered]
+    return tuple(sorted(set(name_anat) | set(extra)))
+
+
 def _parse_entry(entry: CatalogueEntry) -> tuple[CatalogueEntry, ParsedName, ParsedName | None]:
     vocab = default_vocabulary()
     pn = parse_name(entry.name, None, vocab, catalogue_row=True)
@@ -310,7 +322,7 @@ def _parse_entry(entry: CatalogueEntry) -> tuple[CatalogueEntry, ParsedName, Par
     modality = c.modality if pn.modality_source in ("text", "hint") else None
     if modality is None and pf is not None:
         modality = pf.components.modality
-    anatomy = c.anatomy or (pf.components.anatomy if pf else ())
+    anatomy = _row_anatomy(c.anatomy, pf.components.anatomy if pf else (), vocab)
     laterality = LATERALITY_IDS.get(entry.laterality_id or "") or c.laterality
     if laterality is None and entry.laterality_fsn:
         low = entry.laterality_fsn.lower()

@@ -185,8 +185,10 @@ def score(p: PreparedQuery, scoring: ScoringConfig) -> RankOutput:
     total = total + scoring.context_match_bonus * p.shared_context[:k]
     total = total * np.maximum(1.0 - scoring.specificity_penalty_weight * p.extra_words[:k], 0.3)
     # Same content words but a contrast qualifier the name does not state is not a synonym-level match.
-    total = total + scoring.synonym_match_bonus * (p.same_content[:k] & (con >= 0.95))
-    exact = p.same_content[:k] & (lat == 1.0) & (con == 1.0) & (mod == 1.0)
+    # A row lacking a stated technique (angiography, Doppler) is not a synonym-level match either.
+    same = p.same_content[:k] & (con >= 0.95) & (tech >= 0.99)
+    total = total + scoring.synonym_match_bonus * same
+    exact = same & (lat == 1.0) & (con == 1.0) & (mod == 1.0)
     total = total + scoring.exact_match_bonus * exact
     act, act_hard = action_scores(p, k, scoring)
     total = total + act
