@@ -1,6 +1,6 @@
 """One small synthetic inference run shared by the review/report tests (built once per session).
 
-3 folders x 3 clips (+ the awkward files) of the synthetic generator, every scorable file given a
+3 folders x 2 clips (+ the awkward files) of the synthetic generator, every scorable file given a
 birth date and an accession number so that all four patient fields can be searched for, scored by
 ``echoquality infer`` with random tiny weights, threshold at the median score (PASS and FAIL both appear).
 """
@@ -44,14 +44,14 @@ def build_run(base: Path) -> ReviewRun:
     from echoquality.weights import save_random_weights
 
     raw, out = base / "raw", base / "out"
-    records = generate_dataset(raw, seed=5, folders=3, clips_per_folder=3, size="small", include_awkward=True)
+    records = generate_dataset(raw, seed=5, folders=3, clips_per_folder=2, size="small", include_awkward=True)
     idents: set[str] = set()
     for n, rec in enumerate(r for r in records if not r.expected_skip_reason):
         idents.update(_add_patient_fields(raw / rec.relative_path, n))
     idents.update(r.patient_id for r in records)
     weights = save_random_weights(base / "tiny.pt", "tiny", seed=0)
     args = ["infer", "--quiet", "--device", "cpu", "--data-dir", str(raw), "--output", str(out)]
-    args += ["--weights", str(weights), "--workers", "0"]
+    args += ["--weights", str(weights), "--workers", "0", "--no-plots"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     # random weights give scores in a narrow band: re-label (no re-scoring) at the median so that
