@@ -174,6 +174,11 @@ def demo(
         env,
     )
     _run("6/6 analyze", ["analyze", "--results", str(trained_results)], env)
+    report_html = workdir / "report.html"
+    _run("report", ["report", "--results", str(trained_results), "--html", str(report_html)], env)
+    console.print(
+        f"Look at the clips and label them in a browser: echoquality review --results {trained_results} --data-dir {raw}"
+    )
     console.print(Panel(SYNTHETIC_NOTE, title="About these scores", border_style="yellow"))
     console.print(
         f"Outputs: {workdir.resolve()}  (MLflow runs: `mlflow ui --backend-store-uri {env['MLFLOW_TRACKING_URI']}`)"
