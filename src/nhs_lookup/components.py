@@ -102,12 +102,31 @@ class ParsedName:
     modality_only: bool = False  # states nothing beyond a modality (or nothing at all)
 
 
+# id(phrase map) -> (the map itself, kept alive so the id is never reused; first words; longest length)
+_SHAPES: dict[int, tuple[dict[str, str], frozenset[str], int]] = {}
+
+
+def _phrase_shape(phrases: dict[str, str]) -> tuple[frozenset[str], int]:
+    """First words and the longest phrase length of a phrase map (computed once per map)."""
+    hit = _SHAPES.get(id(phrases))
+    if hit is None or hit[0] is not phrases:
+        split = [p.split() for p in phrases]
+        hit = (phrases, frozenset(w[0] for w in split if w), max((len(w) for w in split), default=1))
+        _SHAPES[id(phrases)] = hit
+    return hit[1], hit[2]
+
+
 def _find_phrases(tokens: list[str], phrases: dict[str, str], max_len: int = 4) -> list[tuple[int, int, str]]:
     """Longest-first, non-overlapping phrase hits: (start, end, value)."""
     hits: list[tuple[int, int, str]] = []
+    first, longest = _phrase_shape(phrases)
+    max_len = min(max_len, longest)
     i = 0
     n = len(tokens)
     while i < n:
+        if tokens[i] not in first:
+            i += 1
+            continue
         for k in range(min(max_len, n - i), 0, -1):
             key = " ".join(tokens[i : i + k])
             if key in phrases:
@@ -153,8 +172,7 @@ def _modality(
 
 
 def _anatomy(tokens: list[str], vocab: Vocabulary) -> tuple[str, ...]:
-    terms = {t: t for t in vocab.anatomy}
-    found = [v for _, _, v in _find_phrases(tokens, terms, max_len=4)]
+    found = [v for _, _, v in _find_phrases(tokens, _vocab_maps(vocab)[2], max_len=4)]
     return tuple(sorted(set(found)))
 
 
@@ -292,7 +310,7 @@ def _trimester(text: str, tokens: list[str]) -> list[str]:
 
 
 def _interventional(tokens: list[str], vocab: Vocabulary) -> bool:
-    return bool(_find_phrases(tokens, {t: t for t in vocab.interventional}, max_len=3))
+    return bool(_find_phrases(tokens, _vocab_maps(vocab)[3], max_len=3))
 
 
 def _time_billed(text: str, anatomy: tuple[str, ...], vocab: Vocabulary) -> str | None:
@@ -397,21 +415,31 @@ def parse_name(
 
 
 _MOD_WORDS: dict[int, frozenset[str]] = {}
-_MAPS: dict[int, tuple[dict[str, str], dict[str, str]]] = {}
+_MOD_KEEP: dict[int, dict[str, str]] = {}
+_MAPS: dict[int, tuple[Vocabulary, tuple[dict[str, str], ...]]] = {}
 
 
-def _vocab_maps(vocab: Vocabulary) -> tuple[dict[str, str], dict[str, str]]:
-    """(multi-word anatomy -> joined concept token, interventional-neutral phrases), per vocabulary."""
-    key = id(vocab)
-    if key not in _MAPS:
+def _vocab_maps(vocab: Vocabulary) -> tuple[dict[str, str], ...]:
+    """Phrase maps built once per vocabulary: (multi-word anatomy -> joined concept token,
+    interventional-neutral phrases, anatomy terms, interventional terms)."""
+    hit = _MAPS.get(id(vocab))
+    if hit is None or hit[0] is not vocab:
         joined = {t: t.replace(" ", "_") for t in vocab.anatomy if " " in t}
-        _MAPS[key] = (joined, {t: t for t in vocab.interventional_neutral})
-    return _MAPS[key]
+        maps = (
+            joined,
+            {t: t for t in vocab.interventional_neutral},
+            {t: t for t in vocab.anatomy},
+            {t: t for t in vocab.interventional},
+        )
+        hit = _MAPS[id(vocab)] = (vocab, maps)
+    return hit[1]
 
 
 def _modality_words(vocab: Vocabulary) -> frozenset[str]:
-    key = id(vocab)
-    if key not in _MOD_WORDS:
+    key = id(vocab.modality_strong)
+    hit = _MOD_KEEP.get(key)
+    if hit is None or hit is not vocab.modality_strong:
+        _MOD_KEEP[key] = vocab.modality_strong  # kept alive: its id is never reused while cached
         words: set[str] = set()
         for phrase in vocab.modality_strong:
             if len(phrase.split()) == 1 and phrase not in PROCEDURE_MODALITY_WORDS:

@@ -47,15 +47,16 @@ def _phrase_index(vocab: Vocabulary) -> tuple[dict[str, list[tuple[tuple[str, ..
     return index, longest
 
 
-_PHRASE_CACHE: dict[int, tuple[dict[str, list[tuple[tuple[str, ...], str]]], int]] = {}
+# id(vocab) -> (the vocabulary, kept so its id is never reused while cached; its phrase index)
+_PHRASE_CACHE: dict[int, tuple[Vocabulary, tuple[dict[str, list[tuple[tuple[str, ...], str]]], int]]] = {}
 
 
 def rewrite_phrases(tokens: list[str], vocab: Vocabulary) -> list[str]:
     """Replace known phrases (longest first, left to right) by their canonical form."""
-    key = id(vocab)
-    if key not in _PHRASE_CACHE:
-        _PHRASE_CACHE[key] = _phrase_index(vocab)
-    index, _ = _PHRASE_CACHE[key]
+    hit = _PHRASE_CACHE.get(id(vocab))
+    if hit is None or hit[0] is not vocab:
+        hit = _PHRASE_CACHE[id(vocab)] = (vocab, _phrase_index(vocab))
+    index, _ = hit[1]
     out: list[str] = []
     i = 0
     n = len(tokens)
@@ -81,14 +82,25 @@ def correct_typos(tokens: list[str], lexicon: Collection[str], cutoff: float = 8
     """Replace tokens absent from *lexicon* by their closest lexicon word (strict cutoff, >= 5 letters)."""
     from rapidfuzz import fuzz, process
 
+    # frozensets cache their hash, so the key costs nothing after the first call
+    key = (hash(lexicon), len(lexicon), cutoff) if isinstance(lexicon, frozenset) else None
+    cache = _TYPO_CACHE.setdefault(key, {}) if key is not None else {}
+    if len(cache) > 50_000:
+        cache.clear()
     out = []
     for tok in tokens:
         if len(tok) >= 5 and tok.isalpha() and tok not in lexicon:
-            hit = process.extractOne(tok, lexicon, scorer=fuzz.ratio, score_cutoff=cutoff)
-            if hit is not None:
-                tok = hit[0]
+            fixed = cache.get(tok)
+            if fixed is None:
+                hit = process.extractOne(tok, lexicon, scorer=fuzz.ratio, score_cutoff=cutoff)
+                fixed = cache[tok] = hit[0] if hit is not None else tok
+            tok = fixed
         out.append(tok)
     return out
+
+
+# (lexicon hash, size, cutoff) -> token -> correction
+_TYPO_CACHE: dict[tuple[int, int, float], dict[str, str]] = {}
 
 
 def tokenize(text: str) -> list[str]:

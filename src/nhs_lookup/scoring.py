@@ -105,42 +105,41 @@ def modality_matrix(scoring: ScoringConfig) -> np.ndarray:
 def laterality_scores(
     p: PreparedQuery, k: int, scoring: ScoringConfig | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(soft score, hard violation) for the first k candidates."""
+    """(soft score, hard violation) for the first k candidates (table look-ups by row laterality
+    code: 0 unstated, 1 left, 2 right, 3 bilateral)."""
     null = scoring.laterality_null_score if scoring is not None else 0.7
     c = p.cand_laterality[:k]
     q = p.q_laterality
     hard = np.zeros(k, dtype=np.float32)
     if q == 0:
-        if p.q_unilateral:
-            s = np.select([c == 0, c == 3], [0.8, 0.5], 0.9)
-        else:
-            s = np.select([c == 0, c == 3], [1.0, 0.9], 0.55)
+        table = (0.8, 0.9, 0.9, 0.5) if p.q_unilateral else (1.0, 0.55, 0.55, 0.9)
     elif p.q_bilateral_implied:
-        s = np.select([c == 3, c == 0], [1.0, 0.85], 0.5)
+        table = (0.85, 0.5, 0.5, 1.0)
     else:
-        s = np.where(c == q, 1.0, np.where(c == 0, null, 0.0))
+        table = tuple(1.0 if code == q else null if code == 0 else 0.0 for code in range(4))
         hard = ((c != q) & (c != 0)).astype(np.float32)
-    return s.astype(np.float32), hard
+    return np.asarray(table, dtype=np.float32)[c], hard
 
 
 def contrast_scores(p: PreparedQuery, k: int, scoring: ScoringConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(soft score, hard violation); row codes 0 unstated, 1 with, 2 without, 3 with and without, 4 oral."""
     c = p.cand_contrast[:k]
     q = p.q_contrast
     null, mismatch = scoring.contrast_null_score, scoring.contrast_mismatch_score
     hard = np.zeros(k, dtype=np.float32)
     if q == 0:
-        s = np.where(c == 0, 1.0, null)
+        table = (1.0, null, null, null, null)
     elif q == 2:  # stated "without": rows without a qualifier are the plain studies
-        s = np.select([c == 2, c == 0], [1.0, 0.95], mismatch)
+        table = (0.95, mismatch, 1.0, mismatch, mismatch)
         hard = ((c == 1) | (c == 3) | (c == 4)).astype(np.float32)
     elif q == 1:
-        s = np.select([c == 1, c == 3, c == 0], [1.0, 0.8, null], mismatch)
+        table = (null, 1.0, mismatch, 0.8, mismatch)
         hard = (c == 2).astype(np.float32)
     elif q == 3:
-        s = np.select([c == 3, c == 1, c == 0], [1.0, 0.85, null], mismatch)
+        table = (null, 0.85, mismatch, 1.0, mismatch)
     else:  # oral
-        s = np.select([c == 4, c == 0], [1.0, null], mismatch)
-    return s.astype(np.float32), hard
+        table = (null, mismatch, mismatch, mismatch, 1.0)
+    return np.asarray(table, dtype=np.float32)[c], hard
 
 
 def action_scores(p: PreparedQuery, k: int, scoring: ScoringConfig) -> tuple[np.ndarray, np.ndarray]:
