@@ -20,52 +20,24 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-# The original tool's error categories, always present in ``error_counts`` (compatibility) ...
-ORIGINAL_ERROR_KEYS = (
-    "not_dicom",
-    "empty_pixel_array",
-    "invalid_dimensions",
-    "masking_error",
-    "scaling_error",
-    "other_errors",
-)
-# ... plus the reasons this implementation adds.
-NEW_ERROR_KEYS = ("not_ultrasound", "single_frame", "decode_error", "not_a_file", "unreadable")
-ALL_ERROR_KEYS = ORIGINAL_ERROR_KEYS + NEW_ERROR_KEYS
+from echoquality.results_schema import ALL_ERROR_KEYS, CSV_COLUMNS, NEW_ERROR_KEYS, ORIGINAL_ERROR_KEYS
 
-ERROR_DESCRIPTIONS = {
-    "not_dicom": "Not valid DICOM files",
-    "not_ultrasound": "Not ultrasound (e.g. CT/PET in the folder)",
-    "single_frame": "Single-frame stills (not a cine)",
-    "decode_error": "Pixel data could not be decoded",
-    "empty_pixel_array": "Empty or missing pixel data",
-    "invalid_dimensions": "Invalid image dimensions",
-    "masking_error": "Ultrasound masking failed",
-    "scaling_error": "Frame scaling/cropping failed",
-    "other_errors": "Other processing errors",
-    "not_a_file": "Not a regular file (directory named like a file, FIFO, socket, device)",
-    "unreadable": "Unreadable entry (dangling or looping symbolic link, unlistable directory)",
-}
-
-CSV_COLUMNS = (
-    "folder",
-    "key",
-    "file_id",
-    "path",
-    "machine_type",
-    "manufacturer",
-    "model",
-    "patient_id",
-    "num_frames",
-    "fps",
-    "photometric",
-    "transfer_syntax",
-    "score",
-    "status",
-    "assessment",
-    "skip_reason",
-    "skip_detail",
-)
+__all__ = [
+    "ALL_ERROR_KEYS",
+    "CSV_COLUMNS",
+    "NEW_ERROR_KEYS",
+    "ORIGINAL_ERROR_KEYS",
+    "FileResult",
+    "FolderResult",
+    "InferenceSummary",
+    "atomic_write_json",
+    "atomic_write_text",
+    "csv_text",
+    "print_summary",
+    "write_folder_outputs",
+    "write_plots",
+    "write_run_outputs",
+]
 
 
 @dataclass

@@ -26,6 +26,7 @@ import numpy as np
 
 from .config import PreprocessConfig
 from .dicom import (
+    DicomHeader,
     DicomInfo,
     SkipError,
     SkipReason,
@@ -33,7 +34,7 @@ from .dicom import (
     default_decode_cap,
     is_decoder_failure,
     read_frames,
-    read_info,
+    read_header,
 )
 
 log = logging.getLogger(__name__)
@@ -233,17 +234,20 @@ def load_clip(
     info: DicomInfo | None = None,
     *,
     max_decode_bytes: int | None = None,
+    header: DicomHeader | None = None,
 ) -> tuple[DicomInfo, np.ndarray]:
     """Read, check, decode the sampled frames, mask, crop and resize one file.
 
     Returns ``(info, clip)`` with *clip* a uint8 BGR array (t, S, S, 3), t <= cfg.num_frames (not
-    padded). Decoding may allocate at most *max_decode_bytes* (default: ``default_decode_cap`` for
-    the config's frames). Raises SkipError for every reason a file cannot be scored.
+    padded). Pass the file's *header* (``dicom.read_header``) when already read: it is read once.
+    Decoding may allocate at most *max_decode_bytes* (default: ``default_decode_cap`` for the
+    config's frames). Raises SkipError for every reason a file cannot be scored.
     """
     path = Path(path)
     try:
         if info is None:
-            info = read_info(path, folder_name)
+            header = header if header is not None else read_header(path)
+            info = header.info(folder_name)
         check_eligible(info)
         indices = sample_indices(info.num_frames, info.fps, cfg)
         if not indices:
@@ -256,7 +260,7 @@ def load_clip(
             if max_decode_bytes is None
             else max_decode_bytes
         )
-        frames = read_frames(path, indices, info, max_bytes=cap)
+        frames = read_frames(path, indices, info, max_bytes=cap, header=header)
         return info, frames_to_clip(frames, cfg, info.us_regions)
     except SkipError:
         raise

@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from echoquality.dicom.vendors import machine_type_from_folder
+
 
 class ResultsError(Exception):
     """The results folder is missing or unreadable (a usage error for the CLI)."""
@@ -40,8 +42,8 @@ class ResultRecord:
 
 
 def machine_from_folder(folder: str) -> str:
-    """The original tool's rule: the folder prefix before the first '-', else 'unknown'."""
-    return folder.split("-")[0].lower() if "-" in folder else "unknown"
+    """The folder prefix before the first '-', else 'unknown' (the one rule: ``dicom.vendors``)."""
+    return machine_type_from_folder(folder)
 
 
 def _float_or_none(value: object) -> float | None:

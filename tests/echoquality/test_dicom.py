@@ -561,3 +561,35 @@ def test_preamble_only_is_not_dicom(tmp_path, content):
     with pytest.raises(SkipError) as err:
         read_info(path)
     assert err.value.reason is SkipReason.NOT_DICOM
+
+
+def test_vendor_colour_quirk_table_is_applied(tmp_path):
+    from echoquality.dicom import COLOUR_QUIRKS, ColourQuirk, colour_plan
+
+    ds = _dataset(np.full((2, 4, 4), 10, np.uint8), "MONOCHROME2", Manufacturer="Acme Ultrasound")
+    quirk = ColourQuirk("acme", photometric="MONOCHROME1", note="writes inverted grey")
+    assert colour_plan(ds).to_rgb(ds.pixel_array[0])[0, 0, 0] == 10
+    assert colour_plan(ds, (quirk,)).to_rgb(ds.pixel_array[0])[0, 0, 0] == 245
+    assert all(isinstance(q, ColourQuirk) for q in COLOUR_QUIRKS)
+
+
+def test_header_is_read_once_per_file(tmp_path, monkeypatch):
+    import echoquality.dicom.frames as frames_mod
+    import echoquality.preprocess as pre
+    from echoquality.config import PreprocessConfig
+    from echoquality.dicom import read_header
+
+    frames = np.random.default_rng(2).integers(0, 255, (6, 40, 40, 3), dtype=np.uint8)
+    path = write_clip(tmp_path / "c", frames)
+    calls = []
+
+    def counting(p):
+        calls.append(p)
+        return read_header(p)
+
+    monkeypatch.setattr(frames_mod, "read_header", counting)
+    monkeypatch.setattr(pre, "read_header", counting)
+    pre.load_clip(path, PreprocessConfig())
+    assert len(calls) == 1
+    pre.load_clip(path, PreprocessConfig(), header=read_header(path))
+    assert len(calls) == 1  # a header passed along is not read again
