@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from echoquality.metrics import threshold_metrics
+from echoquality.scoring import DEFAULT_THRESHOLD
 
 
 def _plt():
@@ -18,8 +19,20 @@ def _plt():
     return plt
 
 
+def _save(plt: object, fig: object, path: Path) -> Path:
+    """Lay out, write (100 dpi) and close one figure."""
+    fig.tight_layout()  # type: ignore[attr-defined]
+    fig.savefig(path, dpi=100)  # type: ignore[attr-defined]
+    plt.close(fig)  # type: ignore[attr-defined]
+    return path
+
+
 def save_metric_plots(
-    y_true: np.ndarray, y_prob: np.ndarray, out_dir: Path, prefix: str = "", threshold: float = 0.3
+    y_true: np.ndarray,
+    y_prob: np.ndarray,
+    out_dir: Path,
+    prefix: str = "",
+    threshold: float = DEFAULT_THRESHOLD,
 ) -> list[Path]:
     """Write ``<prefix>confusion_matrix.png``, ``<prefix>roc_curve.png``, ``<prefix>pr_curve.png``."""
     from sklearn.metrics import auc, precision_recall_curve, roc_curve
@@ -40,10 +53,7 @@ def save_metric_plots(
     ax.set_xticks([0, 1], ["poor (pred)", "good (pred)"])
     ax.set_yticks([0, 1], ["poor (true)", "good (true)"])
     ax.set_title(f"Confusion matrix at {threshold:g}")
-    fig.tight_layout()
-    paths.append(out_dir / f"{prefix}confusion_matrix.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(_save(plt, fig, out_dir / f"{prefix}confusion_matrix.png"))
 
     two_classes = y.size > 0 and y.min() != y.max()
     fig, ax = plt.subplots(figsize=(4.5, 4))
@@ -57,10 +67,7 @@ def save_metric_plots(
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.set_title("ROC curve")
-    fig.tight_layout()
-    paths.append(out_dir / f"{prefix}roc_curve.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(_save(plt, fig, out_dir / f"{prefix}roc_curve.png"))
 
     fig, ax = plt.subplots(figsize=(4.5, 4))
     if two_classes:
@@ -73,10 +80,7 @@ def save_metric_plots(
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_title("Precision-recall curve")
-    fig.tight_layout()
-    paths.append(out_dir / f"{prefix}pr_curve.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(_save(plt, fig, out_dir / f"{prefix}pr_curve.png"))
     return paths
 
 
@@ -94,7 +98,5 @@ def save_history_plot(history: list[dict[str, float]], out_path: Path) -> Path:
     ax2.set_ylim(0, 1.05)
     ax.legend(loc="upper left")
     ax2.legend(loc="upper right")
-    fig.tight_layout()
-    fig.savefig(out_path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, out_path)
     return out_path

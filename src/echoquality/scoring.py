@@ -6,7 +6,10 @@ selects training clips by assessment text) keep working; only the PASS threshold
 
 from __future__ import annotations
 
-DEFAULT_THRESHOLD = 0.3
+from echoquality.config import InferenceConfig
+
+#: The PASS threshold's default lives in the typed config (``inference.threshold``), nowhere else.
+DEFAULT_THRESHOLD: float = InferenceConfig.threshold
 
 # (lower bound, text), highest first; a score falls in the first band whose bound it reaches.
 ASSESSMENT_BANDS: tuple[tuple[float, str], ...] = (

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from echoquality.scoring import DEFAULT_THRESHOLD
+
 NO_WEIGHTS_HELP = """No model weights found. The quality model needs a weights file; get one of:
   - the reference weights, if you have a URL for them:
       echoquality download-weights --url URL        (saves weights/video_quality_model.pt, checks sha256)
@@ -28,6 +30,24 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+_OPTION_FIELDS = {
+    "data_dir": "data_dir",
+    "output": "output_dir",
+    "threshold": "threshold",
+    "device": "device",
+    "batch_size": "batch_size",
+    "workers": "num_workers",
+}
+
+
+def _apply_options(cfg: object, **options: object) -> None:
+    """Command-line options override the config's ``inference`` section (None: keep the config's)."""
+    icfg = cfg.inference  # type: ignore[attr-defined]
+    for name, value in options.items():
+        if value is not None:
+            setattr(icfg, _OPTION_FIELDS[name], str(value) if isinstance(value, Path) else value)
+
+
 def infer(
     data_dir: Path = typer.Option(
         None, "--data-dir", help="Folder with one sub-folder per study/device (default raw_data)."
@@ -41,7 +61,9 @@ def infer(
         "-w",
         help="Weights file (state_dict). Default: $ECHOQUALITY_WEIGHTS, then weights/video_quality_model.pt.",
     ),
-    threshold: float = typer.Option(None, "--threshold", help="PASS when score >= threshold (default 0.3)."),
+    threshold: float = typer.Option(
+        None, "--threshold", help=f"PASS when score >= threshold (default {DEFAULT_THRESHOLD:g})."
+    ),
     device: str = typer.Option(None, "--device", help="auto | cpu | cuda (default auto)."),
     batch_size: int = typer.Option(None, "--batch-size", min=1, help="Clips per forward pass (default 4)."),
     workers: int = typer.Option(
@@ -77,24 +99,18 @@ def infer(
         err.print(f"[red]config error:[/] {exc}")
         raise typer.Exit(2) from exc
     icfg = cfg.inference
-    if data_dir is not None:
-        icfg.data_dir = str(data_dir)
-    if output is not None:
-        icfg.output_dir = str(output)
-    if threshold is not None:
-        icfg.threshold = threshold
-    if device is not None:
-        icfg.device = device
-    if batch_size is not None:
-        icfg.batch_size = batch_size
-    if workers is not None:
-        icfg.num_workers = workers
-    if fps_aware:
-        cfg.preprocess.fps_aware = True
-    if no_plots:
-        icfg.write_plots = False
-    if gradcam:
-        icfg.gradcam = True
+    _apply_options(
+        cfg,
+        data_dir=data_dir,
+        output=output,
+        threshold=threshold,
+        device=device,
+        batch_size=batch_size,
+        workers=workers,
+    )
+    cfg.preprocess.fps_aware = cfg.preprocess.fps_aware or fps_aware
+    icfg.write_plots = icfg.write_plots and not no_plots
+    icfg.gradcam = icfg.gradcam or gradcam
 
     from echoquality.inference import InferenceError, run_inference
     from echoquality.model import WeightsError, resolve_weights_path
