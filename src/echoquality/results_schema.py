@@ -42,3 +42,14 @@ CSV_COLUMNS: tuple[str, ...] = (
     "skip_reason",
     "skip_detail",
 )
+
+#: A skip detail longer than this is cut (some decoder messages quote the whole corrupt value, which
+#: once produced a results.csv field over the csv module's 128 KiB limit).
+MAX_DETAIL_CHARS = 1000
+
+
+def short_detail(detail: str | None) -> str | None:
+    """*detail* cut to :data:`MAX_DETAIL_CHARS`, saying how long it was."""
+    if detail is None or len(detail) <= MAX_DETAIL_CHARS:
+        return detail
+    return f"{detail[:MAX_DETAIL_CHARS]}... ({len(detail)} characters in all)"

@@ -212,7 +212,7 @@ def test_every_mutant_is_scored_or_skipped_once(
     assert sorted(r["key"] for r in rows) == sorted(kinds)  # every mutant exactly once
     for row in rows:
         assert bool(row["score"]) != bool(row["skip_reason"]), row
-        assert "Traceback" not in row["skip_detail"]
+        assert "Traceback" not in row["skip_detail"] and len(row["skip_detail"]) < 1100
     reasons = {r["skip_reason"] for r in rows}
     assert {"", "not_dicom", "invalid_dimensions", "decode_error"} <= reasons, reasons
     assert summary.total_files == len(kinds)
@@ -250,3 +250,20 @@ def test_decoder_panic_costs_one_file(tmp_path: Path, seeds: list[Path], tiny_we
     assert rows["panic"]["skip_reason"] == "decode_error"
     assert "index out of bounds" in rows["panic"]["skip_detail"]
     assert rows["intact"]["score"] and not rows["intact"]["skip_reason"]
+
+
+def test_huge_error_messages_are_cut(tmp_path: Path, seeds: list[Path], monkeypatch) -> None:
+    """A decoder message quoting a whole corrupt value once made a results.csv field exceed the csv
+    module's 128 KiB limit, so reading the results back failed."""
+    import echoquality.preprocess as pre
+    from echoquality.dicom import SkipError, SkipReason
+    from echoquality.inference import _Job, preprocess_job
+    from echoquality.results_schema import MAX_DETAIL_CHARS
+
+    def noisy(*_a, **_k):
+        raise SkipError(SkipReason.DECODE_ERROR, "bad value " + "x" * 300_000)
+
+    monkeypatch.setattr(pre, "load_clip", noisy)
+    outcome = preprocess_job(_Job(0, str(next(p for p in seeds if p.name == "syn_rgb")), "f"))
+    assert outcome.reason == "decode_error"
+    assert len(outcome.detail) < MAX_DETAIL_CHARS + 50 and "300010 characters in all" in outcome.detail

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from echoquality.config import PreprocessConfig
+from echoquality.results_schema import short_detail
 
 
 @dataclass
@@ -115,6 +116,7 @@ def preprocess_job(
             raise
         out.reason = "decode_error" if not isinstance(exc, Exception) else "other_errors"
         out.detail = f"{type(exc).__name__}: {exc}"
+    out.detail = short_detail(out.detail)
     out.seconds = time.perf_counter() - t0
     return out
 
@@ -218,7 +220,7 @@ class Prefetcher:
                 continue
             except Exception as exc:  # noqa: BLE001 - e.g. a result that could not be pickled
                 detail = f"worker failed: {type(exc).__name__}: {exc}"
-                outcomes.append(_Outcome(job.index, reason="decode_error", detail=detail))
+                outcomes.append(_Outcome(job.index, reason="decode_error", detail=short_detail(detail)))
             if job is self._isolated:
                 self._isolated = None
         return outcomes
