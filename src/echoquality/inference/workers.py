@@ -259,22 +259,8 @@ class Prefetcher:
             yield from outcomes
 
 
-def iter_preprocessed(
-    jobs: Sequence[_Job],
-    cfg: PreprocessConfig,
-    *,
-    workers: int,
-    max_in_flight: int,
-    start_method: str = "spawn",
-    max_decode_bytes: int | None = None,
-) -> Iterator[_Outcome]:
-    """One outcome per job, decoded in *workers* processes (see :class:`Prefetcher`)."""
-    with Prefetcher(
-        jobs,
-        cfg,
-        workers=workers,
-        max_in_flight=max_in_flight,
-        start_method=start_method,
-        max_decode_bytes=max_decode_bytes,
-    ) as pf:
+def iter_preprocessed(jobs: Sequence[_Job], cfg: PreprocessConfig, **options: Any) -> Iterator[_Outcome]:
+    """One outcome per job, decoded in ``workers`` processes; *options* are :class:`Prefetcher`'s
+    (``workers``, ``max_in_flight``, ``start_method``, ``max_decode_bytes``)."""
+    with Prefetcher(jobs, cfg, **options) as pf:
         yield from pf
