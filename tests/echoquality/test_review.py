@@ -288,3 +288,8 @@ def test_labels_keep_history_and_export_feeds_prepare_data(run: ReviewRun, tmp_p
         ann = list(csv.DictReader(fh))
     assert len(ann) == 3 and sorted(a["quality_score"] for a in ann) == ["0", "0", "1"]
     assert {a["label_source"] for a in ann} == {"human"}
+
+
+def test_review_command_without_a_run_is_a_usage_error(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli_app, ["review", "--results", str(tmp_path), "--port", "0"])
+    assert res.exit_code == 2 and "no results.csv" in res.output

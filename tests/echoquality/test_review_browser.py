@@ -6,9 +6,7 @@
 from __future__ import annotations
 
 import csv
-import os
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -47,33 +45,38 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> ReviewRun:
 
 @pytest.fixture(scope="module")
 def server(run: ReviewRun, tmp_path_factory: pytest.TempPathFactory):
-    """`echoquality review` in its own process (one preview worker process) on a free loopback port."""
+    """The review app under uvicorn on a free loopback port, in a thread of this process (the test
+    process has torch and the decoders imported already), with one preview worker process."""
+    import threading
+
+    import uvicorn
+
+    from echoquality.review.app import ReviewSettings, create_app
+
     tmp = tmp_path_factory.mktemp("review_browser")
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "ECHOQUALITY_REVIEW_API_KEY"}
-    src = str(REPO / "src")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
-    log = (tmp / "server.log").open("w")
-    cmd = [sys.executable, "-m", "echoquality.cli", "review", "--results", str(run.out), "--data-dir", str(run.raw),
-           "--port", str(port), "--workers", "1", "--workspace", str(tmp / "ws")]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    settings = ReviewSettings(run.out, data_dir=run.raw, workers=1, workspace=tmp / "ws")
+    srv = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 60
         while True:
-            assert proc.poll() is None, (tmp / "server.log").read_text()
+            assert thread.is_alive(), "server thread stopped"
             try:
                 if httpx.get(base + "/health", timeout=5).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+            time.sleep(0.05)
         yield base, tmp
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+        srv.should_exit = True
+        thread.join(timeout=60)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from echoquality.results_table import (
     load_results,
     resolve_source,
 )
+from echoquality.scoring import status_for
 
 STATUSES = ("PASS", "FAIL", "SKIPPED")
 LABELS = ("good", "poor", "unsure")
@@ -203,7 +204,7 @@ def build_catalog(
     aliases = {f: f for f in machine_of} if show_identifiers else folder_aliases(machine_of, machine_of)
     clips = []
     for r in records:
-        status = (r.status or "FAIL") if r.score is not None else "SKIPPED"
+        status = (r.status or status_for(r.score, threshold)) if r.score is not None else "SKIPPED"
         clips.append(
             Clip(
                 id=clip_id(r.folder, r.key),

@@ -265,11 +265,11 @@ class PreviewService:
             return fut
         target = self.cache_dir / key[:2] / key / KINDS[kind]
         done_marker = target if job_kind == "cine" else target.parent / KINDS["meta"]
-        if done_marker.is_file() and target.is_file():
-            self.stats.reused += 1
-            fut.set_result(target)
-            return fut
         with self._lock:
+            if done_marker.is_file() and target.is_file():
+                self.stats.reused += 1
+                fut.set_result(target)
+                return fut
             if (key, job_kind) in self._failed:
                 fut.set_exception(PreviewError(self._failed[(key, job_kind)]))
                 return fut
