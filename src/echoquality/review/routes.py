@@ -142,6 +142,7 @@ async def clip_page(request: Request, clip_id: ClipId) -> HTMLResponse:
         clip=clip,
         facts=facts,
         sampled=sampled,
+        model_frames=cfg.num_frames,
         cine_json=json.dumps(cine),
         cine_columns=8,
         fps=(info.fps if info is not None and info.fps else cfg.default_fps),

@@ -65,7 +65,7 @@
   function showGradcam() {
     if (!cam || cam.src) { return; }
     $("#gradcam-status").textContent = "computing…";
-    cam.addEventListener("load", () => { cam.hidden = false; $("#gradcam-status").textContent = "Grad-CAM over the 16 model frames"; });
+    cam.addEventListener("load", () => { cam.hidden = false; $("#gradcam-status").textContent = "Grad-CAM over the frames the model saw"; });
     cam.addEventListener("error", () => { $("#gradcam-status").textContent = "Grad-CAM not available (see the server log)"; });
     cam.src = cam.dataset.src;
   }
