@@ -55,6 +55,27 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) of process *pid* and its live children, from /proc (Linux); None elsewhere.
+    Unlike wall-clock figures it barely depends on what else the machine is running."""
+    proc = Path("/proc")
+    if not (proc / str(pid)).is_dir():
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def load_test(base: str, bodies: list[dict], clients: int, total: int) -> dict[str, float]:
     """*clients* threads, each with its own keep-alive connection, share *total* /lookup requests."""
     latencies: list[float] = []
@@ -161,7 +182,12 @@ def main() -> int:
 
         load = None
         if args.clients > 0:
+            cpu0 = cpu_seconds(proc.pid)
             load = load_test(f"http://127.0.0.1:{port}", singles, args.clients, args.load_requests)
+            cpu1 = cpu_seconds(proc.pid)
+            load["cpu_ms"] = (
+                (cpu1 - cpu0) * 1000 / load["n"] if cpu0 is not None and cpu1 is not None else None
+            )
 
         batch = exams(-(-args.batch_size // len(singles)))[: args.batch_size]
         t = time.perf_counter()
@@ -199,6 +225,11 @@ def main() -> int:
             f"{load['rate']:.0f} lookups/s, median {load['median']:.1f} ms, p95 {load['p95']:.1f} ms, "
             f"errors {load['errors']}"
         )
+        if load["cpu_ms"]:
+            print(
+                f"server CPU per /lookup under load: {load['cpu_ms']:.2f} ms (server + lookup workers) -> at most "
+                f"{1000 / load['cpu_ms']:.0f} lookups/s per free core"
+            )
     print(
         f"batch of {len(batch)} exams: submitted in {submit_ms:.0f} ms, done in {batch_s:.2f} s "
         f"= {len(batch) / batch_s:.0f} exams/s (chunk size {args.chunk_size}, results and mappings persisted)"

@@ -33,7 +33,7 @@ def test_pooled_lookups_match_the_engine_and_survive_a_dead_worker(sample_engine
     settings = ServiceSettings(db_url=f"sqlite:///{tmp_path / 'p.db'}", lookup_workers=2)
     app = create_app(settings, engine=sample_engine)
     with TestClient(app, base_url=BASE_URL) as client:
-        pool = app.state.ctx.engine
+        pool = app.state.ctx.engine.engine  # the pool, under the micro-batching layer
         assert pool.pooled and len(pool._pool._processes) == 2
         for name in NAMES:
             got = client.post("/lookup", json={"exam_name": name}).json()["result"]

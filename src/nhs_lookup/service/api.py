@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from nhs_lookup import __version__
+from nhs_lookup.service.batching import BatchingEngine
 from nhs_lookup.service.db import Store
 from nhs_lookup.service.deps import ServiceContext
 from nhs_lookup.service.errors import ApiError, install_error_handlers
@@ -48,6 +49,10 @@ def _lifespan(settings: ServiceSettings, engine: EngineLike | None):  # noqa: AN
         # Worker processes are forked first, before the store and the runner start any thread.
         pool = PooledEngine(eng, settings.lookup_workers) if settings.lookup_workers > 0 else None
         eng = pool or eng
+        batcher = (
+            BatchingEngine(eng, threads=max(1, settings.lookup_workers)) if settings.batch_lookups else None
+        )
+        eng = batcher or eng
         store = Store(settings.db_url, flag_singletons=settings.review.flag_singletons)
         runner = JobRunner(store, eng, settings.review, settings.job_chunk_size)
         resumed, interrupted = store.recover_jobs(settings.resume_jobs)
@@ -68,6 +73,8 @@ def _lifespan(settings: ServiceSettings, engine: EngineLike | None):  # noqa: AN
         finally:
             runner.stop()
             store.close()
+            if batcher is not None:
+                batcher.close()
             if pool is not None:
                 pool.close()
 

@@ -42,6 +42,7 @@ class ServiceSettings:
     job_chunk_size: int = 50  # items looked up and committed per transaction in a batch job
     resume_jobs: bool = True  # resume interrupted jobs at start-up; False marks them 'interrupted'
     lookup_workers: int = 0  # >0: lookups run in this many forked worker processes (uses more cores)
+    batch_lookups: bool = True  # answer concurrent /lookup requests with one engine call per batch
     review: ReviewRules = field(default_factory=ReviewRules)
     host: str = "127.0.0.1"  # the bound address: accepted in the Host header (DNS-rebinding check)
     allowed_hosts: tuple[str, ...] = ()  # further names clients use to reach the server ('*': any)
@@ -61,6 +62,7 @@ class ServiceSettings:
             "max_batch_items": self.max_batch_items,
             "job_chunk_size": self.job_chunk_size,
             "lookup_workers": self.lookup_workers,
+            "batch_lookups": self.batch_lookups,
             "resume_jobs": self.resume_jobs,
             "host": self.host,
             "allowed_hosts": list(self.allowed_hosts),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from nhs_lookup import __version__
 from nhs_lookup.records import ExamQuery
@@ -29,13 +31,21 @@ def health(ctx: Ctx) -> dict[str, Any]:
 
 
 @router.post("/lookup", response_model=LookupOut, tags=["lookup"])
-def lookup(exam: ExamIn, ctx: Ctx) -> LookupOut:
+def lookup(exam: ExamIn, ctx: Ctx) -> Response:
     """Look up one exam. An input a reviewer already approved (or marked no-match) gets that answer
     at once, with who/when; targets rejected for this input are never proposed."""
     query = ExamQuery(exam.exam_name, exam.modality_code, exam.exam_code, exam.data_source)
     answer, mapping = answer_one(ctx.engine, ctx.store, ctx.settings.review, query)
-    return LookupOut(
-        result=answer.payload,
-        remembered=answer.remembered,
-        review=review_info(mapping, answer.remembered),
-    )
+    body = {
+        "result": answer.payload,
+        "remembered": answer.remembered,
+        "review": review_info(mapping, answer.remembered),
+    }
+    # The hot path: plain JSON of plain data, without re-validating the engine's own output (LookupOut
+    # still documents the shape at /docs).
+    return Response(json.dumps(body, ensure_ascii=False, default=_plain), media_type="application/json")
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and other stragglers in a payload -> plain JSON values."""
+    return value.item() if hasattr(value, "item") else str(value)
