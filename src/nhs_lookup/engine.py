@@ -66,6 +66,11 @@ class LookupEngine:
         )
         self._parse_cache: dict[tuple[str, str | None], ParsedName] = {}
 
+    @property
+    def lexicon(self) -> frozenset[str]:
+        """Words the parser understands (catalogue words and vocabulary phrase words)."""
+        return self._lexicon
+
     # ------------------------------------------------------------------------------------- build
 
     @classmethod
@@ -244,7 +249,11 @@ class LookupEngine:
         second = cands[1].score if len(cands) > 1 else 0.0
         margin = top - second
         hard = float(ranked.hard[positions[0]])
-        confidence = (self.calibrator or calibrate)(top, margin, hard)
+        rich = getattr(self.calibrator, "result_confidence", None)  # a model on more than the raw score
+        if rich is not None:
+            confidence = float(rich(p, cands, hard, q, self.lexicon))
+        else:
+            confidence = (self.calibrator or calibrate)(top, margin, hard)
         ambiguous = margin < cfg.ambiguity_margin
         reason = None
         review = None

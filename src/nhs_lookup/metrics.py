@@ -301,6 +301,31 @@ def auto_accept(
     return best_n / total, best_t
 
 
+def accepted_at(outcomes: Iterable[CaseOutcome], threshold: float | None) -> tuple[int, int, int]:
+    """(labelled cases, matched answers at or above *threshold*, of those right at rank 1): auto-accept
+    with a threshold fixed beforehand (``None``: nothing is accepted)."""
+    n = accepted = right = 0
+    for o in outcomes:
+        if o.error is not None or not o.labelled:
+            continue
+        n += 1
+        if threshold is not None and o.matched and o.confidence >= threshold:
+            accepted += 1
+            right += o.top1
+    return n, accepted, right
+
+
+def with_fixed_threshold(m: Metrics, outcomes: Sequence[CaseOutcome], threshold: float | None) -> Metrics:
+    """*m* with its auto-accept figures replaced by those of a threshold chosen elsewhere (the honest
+    cross-validation figure); the oracle coverage (threshold picked on these outcomes) is kept beside."""
+    n, accepted, right = accepted_at(outcomes, threshold)
+    m.auto_accept_oracle_coverage = m.auto_accept_coverage
+    m.auto_accept_coverage = accepted / n if n else 0.0
+    m.auto_accept_precision = _ratio(right, accepted)
+    m.auto_accept_threshold = threshold
+    return m
+
+
 # -- summary -----------------------------------------------------------------------------------------
 @dataclass
 class Metrics:
@@ -318,6 +343,10 @@ class Metrics:
     auto_accept_coverage: float = 0.0  # at TARGET_PRECISION
     auto_accept_threshold: float | None = None
     target_precision: float = TARGET_PRECISION
+    # Cross-validation only: auto_accept_coverage is then the honest figure (each fold's threshold chosen
+    # on its training folds), with the precision it reached; the oracle picks the threshold on the test.
+    auto_accept_precision: float | None = None
+    auto_accept_oracle_coverage: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (_r(v) if isinstance(v, float) else v) for k, v in self.__dict__.items()}

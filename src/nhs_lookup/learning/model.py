@@ -23,10 +23,10 @@ from nhs_lookup.records import Case
 from nhs_lookup.vocab import default_vocabulary
 
 from .associations import Association, as_vocabulary
-from .calibration import IsotonicCalibrator
+from .calibration import Calibration, CorrectnessModel, calibration_from_dict
 
 FORMAT = "nhs-lookup-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the calibration may be a correctness model (logistic + isotonic)
 
 
 class ModelError(ValueError):
@@ -59,7 +59,7 @@ class LookupModel:
 
     config: dict[str, Any]
     associations: list[Association]
-    calibration: IsotonicCalibrator | None
+    calibration: Calibration | None
     no_match_threshold: float
     catalogue: dict[str, Any]  # fingerprint, path, rows
     vocabulary_version: str
@@ -72,6 +72,17 @@ class LookupModel:
     @property
     def extra_vocabulary(self) -> dict[str, str]:
         return as_vocabulary(self.associations)
+
+    @property
+    def auto_accept_threshold(self) -> float | None:
+        """Calibrated confidence at or above which out-of-fold answers reached the target precision."""
+        return getattr(self.calibration, "auto_accept_threshold", None)
+
+    def engine_calibrator(self) -> Calibration | None:
+        """The calibration as the engine uses it (a correctness model also needs the learned tokens)."""
+        if isinstance(self.calibration, CorrectnessModel):
+            return self.calibration.with_learned(self.extra_vocabulary)
+        return self.calibration
 
     def lookup_config(self) -> LookupConfig:
         cfg = config_from_dict(copy.deepcopy(self.config))
@@ -94,6 +105,7 @@ class LookupModel:
             ],
             "calibration": self.calibration.to_dict() if self.calibration else None,
             "no_match_threshold": self.no_match_threshold,
+            "auto_accept_threshold": self.auto_accept_threshold,
             "cv_metrics": self.cv_metrics,
             "notes": self.notes,
         }
@@ -117,7 +129,7 @@ class LookupModel:
             return cls(
                 config=dict(data.get("config") or {}),
                 associations=assoc,
-                calibration=IsotonicCalibrator.from_dict(cal) if cal else None,
+                calibration=calibration_from_dict(cal) if cal else None,
                 no_match_threshold=float(data["no_match_threshold"]),
                 catalogue=dict(data["catalogue"]),
                 vocabulary_version=str(data.get("vocabulary_version", "")),
@@ -179,7 +191,11 @@ def engine_with(base: Any, model: LookupModel, force: bool = False) -> Any:
     cfg.cache_dir = base.config.cache_dir
     cfg.catalogue_path = base.config.catalogue_path
     return LookupEngine(
-        cfg, base.catalogue, base.index, extra_vocabulary=model.extra_vocabulary, calibrator=model.calibration
+        cfg,
+        base.catalogue,
+        base.index,
+        extra_vocabulary=model.extra_vocabulary,
+        calibrator=model.engine_calibrator(),
     )
 
 

@@ -1,0 +1,144 @@
+"""Features of one lookup answer for the correctness model: what the engine knew when it chose its top
+row (raw score, margin, which slots the name stated and whether the row agrees, unknown words, learned
+shorthand, ...). Cheap per result (a few array reads and set look-ups), so lookups stay fast.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import numpy as np
+
+from nhs_lookup.records import Candidate, ExamQuery
+from nhs_lookup.scoring import PreparedQuery
+from nhs_lookup.scoring import calibrate as raw_confidence
+
+FEATURES: tuple[str, ...] = (
+    "raw_logit",  # the built-in confidence as a log-odds
+    "top_score",
+    "margin",  # top minus second score, capped
+    "hard",  # the top row breaks a hard constraint
+    "near_ties",  # alternatives within 0.05 of the top score
+    "modality_in_text",  # the name states its modality (not only the RIS code)
+    "modality_agree",
+    "anatomy_stated",
+    "anatomy_score",
+    "laterality_stated",
+    "laterality_agree",
+    "contrast_stated",
+    "contrast_agree",
+    "action_stated",
+    "action_agree",
+    "interventional",
+    "coverage",  # share of the name's content words found in the row
+    "extra_words",  # row words the name does not state
+    "same_content",  # synonym-level match of the content words
+    "semantic",
+    "content_words",
+    "unknown_words",  # words neither the catalogue nor the vocabulary knows
+    "learned_term",  # a learned shorthand token occurs in the name
+    "modality_only",
+    "review_flag",  # ambiguous, or the row does not carry a stated side / contrast / modality
+)
+# The correctness model's default inputs: the raw score and one review bit (see ``review_flag``).
+DEFAULT_INPUTS: tuple[str, ...] = ("raw_logit", "review_flag")
+AMBIGUITY_MARGIN = 0.05  # LookupConfig.ambiguity_margin's default
+MARGIN_CAP = 0.5
+NEAR_TIE = 0.05
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    return math.log(p / (1 - p))
+
+
+def _position(p: PreparedQuery, row: int) -> int | None:
+    hits = np.flatnonzero(p.idx == row)
+    return int(hits[0]) if len(hits) else None
+
+
+def _at(arr: np.ndarray, pos: int | None, default: float = 0.0) -> float:
+    return float(arr[pos]) if pos is not None and pos < len(arr) else default
+
+
+def unknown_count(clean_text: str, known: Collection[str]) -> int:
+    """Alphabetic words of the parsed text that the parser's lexicon does not hold."""
+    return sum(1 for w in clean_text.split() if w.isalpha() and len(w) > 1 and w not in known)
+
+
+def review_flag(margin: float, p: PreparedQuery, comp: dict[str, float]) -> bool:
+    """An answer a person should see whatever its score: a near tie with the second row, or a row that
+    does not carry what the name states (its side, its contrast, its modality)."""
+    return (
+        margin < AMBIGUITY_MARGIN
+        or (p.q_laterality != 0 and comp.get("laterality", 0.0) < 0.99)
+        or (p.q_contrast != 0 and comp.get("contrast", 0.0) < 0.95)
+        or comp.get("modality", 0.0) < 0.99
+    )
+
+
+def result_features(
+    p: PreparedQuery,
+    cands: Sequence[Candidate],
+    hard: float,
+    query: ExamQuery | None,
+    known: Collection[str],
+    learned: Collection[str] = (),
+) -> list[float]:
+    """The :data:`FEATURES` vector of the answer whose ranked candidates are *cands* (best first)."""
+    top = cands[0]
+    second = cands[1].score if len(cands) > 1 else 0.0
+    margin = top.score - second
+    comp = top.component_scores
+    pos = _position(p, top.entry.row_id)
+    q_action = int(p.q_action)
+    cand_action = int(_at(p.cand_action, pos)) if len(p.cand_action) else 0
+    name = (query.exam_name if query is not None else "").lower()
+    learned_hit = bool(learned) and any(t in learned for t in _WORD.findall(name))
+    c = p.components
+    return [
+        _logit(raw_confidence(top.score, margin, min(float(hard), 1.0))),
+        float(top.score),
+        min(margin, MARGIN_CAP),
+        float(hard > 0),
+        float(sum(1 for x in cands[1:] if top.score - x.score < NEAR_TIE)),
+        float(p.q_modality_source == "text"),
+        float(comp.get("modality", 0.0) >= 0.99),
+        float(bool(c.anatomy)),
+        float(comp.get("anatomy", 0.0)),
+        float(p.q_laterality != 0),
+        float(comp.get("laterality", 0.0) >= 0.99),
+        float(p.q_contrast != 0),
+        float(comp.get("contrast", 0.0) >= 0.95),  # "without" stated: the plain row agrees (0.95)
+        float(q_action != 0),
+        float(q_action != 0 and (q_action & cand_action) != 0),
+        float(p.q_interventional),
+        _at(p.coverage, pos),
+        min(_at(p.extra_words, pos), 3.0),
+        _at(p.same_content, pos),
+        float(top.semantic_score),
+        float(min(p.q_content_n, 6)),
+        float(min(unknown_count(c.clean_text, known), 3)),
+        float(learned_hit),
+        float(p.q_modality_only),
+        float(review_flag(margin, p, comp)),
+    ]
+
+
+def feature_rows(engine: Any, queries: Sequence[ExamQuery], learned: Collection[str] = ()) -> list[Any]:
+    """(result, features or None) for each query: features for answers that come from the score."""
+    prepared = engine.prepare_many(queries)
+    known = engine.lexicon
+    out = []
+    for p, q in zip(prepared, queries, strict=True):
+        r = engine.rank(p, query=q)
+        feats = None
+        if r.candidates:
+            hard = 1.0 if r.candidates[0].notes else 0.0
+            feats = result_features(p, r.candidates, hard, q, known, learned)
+        out.append((r, feats))
+    return out
