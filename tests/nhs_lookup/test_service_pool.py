@@ -53,3 +53,53 @@ def test_pooled_lookups_match_the_engine_and_survive_a_dead_worker(sample_engine
             answers[0].json()["result"]["clean_name"]
             == sample_engine.lookup(ExamQuery(NAMES[0])).best.entry.name
         )
+
+
+class _Counting:
+    """The real engine, counting calls; fails on one name to show the batch falls back item by item."""
+
+    def __init__(self, engine) -> None:
+        self._engine, self.config, self.catalogue = engine, engine.config, engine.catalogue
+        self.many_calls = 0
+
+    def lookup(self, query, **kw):
+        if query.exam_name == "Boom":
+            raise RuntimeError("engine bug")
+        return self._engine.lookup(query, **kw)
+
+    def lookup_many(self, queries):
+        self.many_calls += 1
+        queries = list(queries)
+        if any(q.exam_name == "Boom" for q in queries):
+            raise RuntimeError("engine bug")
+        return self._engine.lookup_many(queries)
+
+    def search_catalogue(self, text, limit=20):
+        return self._engine.search_catalogue(text, limit)
+
+
+def test_concurrent_lookups_are_batched_with_the_same_answers(sample_engine):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nhs_lookup.service.batching import BatchingEngine
+
+    counting = _Counting(sample_engine)
+    batcher = BatchingEngine(counting)
+    try:
+        queries = [ExamQuery(NAMES[i % len(NAMES)], exam_code=str(i)) for i in range(200)]
+        with ThreadPoolExecutor(20) as ex:
+            results = list(ex.map(batcher.lookup, queries))
+        for q, r in zip(queries, results, strict=True):
+            want = sample_engine.lookup(q)
+            assert (r.best and r.best.entry.name) == (want.best and want.best.entry.name)
+            assert r.confidence == pytest.approx(want.confidence, abs=1e-9)
+        assert counting.many_calls < len(queries)  # concurrent requests shared engine calls
+        with ThreadPoolExecutor(4) as ex:
+            futures = [ex.submit(batcher.lookup, ExamQuery(n)) for n in ["CT Head", "Boom", "US Abdo"]]
+        assert futures[0].result().best is not None and futures[2].result().best is not None
+        with pytest.raises(RuntimeError, match="engine bug"):
+            futures[1].result()
+        excluded = sample_engine.lookup(ExamQuery("CT Head")).best.entry.name
+        assert batcher.lookup(ExamQuery("CT Head"), exclude=[excluded]).best.entry.name != excluded
+    finally:
+        batcher.close()
