@@ -68,6 +68,7 @@ def main() -> None:
         t = time.perf_counter()
         results = _build_run(root, args.clips, args.files, args.size, args.seed)
         print(f"run of {args.files} files built in {time.perf_counter() - t:.1f} s ({args.size} cines)")
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         t = time.perf_counter()
         app = create_app(ReviewSettings(results, workers=args.workers, workspace=root / "ws"))
         print(f"app created (catalog of {args.files} files): {1000 * (time.perf_counter() - t):.0f} ms")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from echoquality.results_table import (
@@ -44,7 +46,13 @@ class Clip:
     assessment: str | None
     skip_reason: str | None
     uncertainty: float | None  # |score - threshold|; None for skipped files
-    source: Path  # the file on disk (best guess, may be missing)
+    record: ResultRecord = field(repr=False, compare=False)
+    data_dir: Path | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def source(self) -> Path:
+        """The file on disk (best guess, may be missing); resolved on first use, not at start-up."""
+        return resolve_source(self.record, self.data_dir)
 
 
 @dataclass
@@ -80,23 +88,31 @@ class Catalog:
     data_dir: Path | None
     identifiers: frozenset[str] = field(default=frozenset(), repr=False)
     by_id: dict[str, Clip] = field(init=False, repr=False)
+    _facets: dict[str, list[str]] = field(init=False, repr=False)
+    _sorted: dict[str, list[Clip]] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_id = {c.id: c for c in self.clips}
-
-    def facets(self) -> dict[str, list[str]]:
-        """Distinct values for the filter menus."""
-        return {
+        self._facets = {
             "band": sorted({c.assessment for c in self.clips if c.assessment}),
             "machine": sorted({c.machine_type for c in self.clips}),
             "folder": sorted({c.folder_label for c in self.clips}),
             "skip": sorted({c.skip_reason for c in self.clips if c.skip_reason}),
         }
 
+    def facets(self) -> dict[str, list[str]]:
+        """Distinct values for the filter menus (the run does not change while served)."""
+        return self._facets
+
+    def ordered(self, sort: str) -> list[Clip]:
+        """The clips in *sort* order, sorted once and kept (a 10,000-file gallery page only filters)."""
+        if sort not in self._sorted:
+            self._sorted[sort] = sorted(self.clips, key=_sort_key(sort))
+        return self._sorted[sort]
+
     def query(self, q: ClipQuery, labels: dict[str, str]) -> Page:
         """Filter, sort and page; *labels* maps clip id -> current label."""
-        rows = [c for c in self.clips if _matches(c, q, labels)]
-        rows.sort(key=_sort_key(q.sort))
+        rows = [c for c in self.ordered(q.sort) if _matches(c, q, labels)]
         pages = max(1, -(-len(rows) // q.per_page))
         page = min(max(q.page, 1), pages)
         start = (page - 1) * q.per_page
@@ -105,14 +121,23 @@ class Catalog:
     def most_uncertain(self, labels: dict[str, str], exclude: Iterable[str] = ()) -> Clip | None:
         """The unlabelled scored clip closest to the threshold (ties: folder, key)."""
         skip = set(exclude)
-        best = [
-            c for c in self.clips if c.uncertainty is not None and c.id not in labels and c.id not in skip
-        ]
-        return min(best, key=_sort_key("uncertainty"), default=None)
+        for c in self.ordered("uncertainty"):
+            if c.uncertainty is None:
+                return None  # skipped files sort last
+            if c.id not in labels and c.id not in skip:
+                return c
+        return None
 
     def redact(self, text: str) -> str:
         """*text* with every known patient identifier masked (for free text built from paths)."""
-        return _mask(text, self.identifiers)
+        if not self.identifiers:
+            return text
+        if self._pattern is None:
+            alternatives = sorted(self.identifiers, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(i) for i in alternatives))
+        return self._pattern.sub(REDACTED, text)
+
+    _pattern: re.Pattern[str] | None = field(init=False, repr=False, default=None)
 
 
 def _matches(c: Clip, q: ClipQuery, labels: dict[str, str]) -> bool:
@@ -173,6 +198,12 @@ def folder_identifiers(records: list[ResultRecord]) -> frozenset[str]:
     return frozenset(out)
 
 
+def own_ids(r: ResultRecord) -> frozenset[str]:
+    """The identifiers a file's own key may contain: its patient ID and its folder's suffix."""
+    suffix = r.folder.split("-", 1)[1] if "-" in r.folder else ""
+    return frozenset(i for i in (r.patient_id or "", suffix) if len(i) >= 3)
+
+
 def folder_aliases(folders: Iterable[str], machine_of: dict[str, str]) -> dict[str, str]:
     """``<machine>-F0001``... in sorted folder order (stable while the run's folders stay the same)."""
     return {f: f"{machine_of.get(f, 'folder')}-F{i:04d}" for i, f in enumerate(sorted(set(folders)), start=1)}
@@ -211,14 +242,15 @@ def build_catalog(
                 folder=r.folder,
                 key=r.key,
                 folder_label=aliases[r.folder],
-                key_label=_mask(r.key, idents),
+                key_label=_mask(r.key, own_ids(r)) if idents else r.key,
                 machine_type=r.machine_type,
                 score=r.score,
                 status=status,
                 assessment=r.assessment,
                 skip_reason=r.skip_reason,
                 uncertainty=None if r.score is None else abs(r.score - threshold),
-                source=resolve_source(r, data_dir),
+                record=r,
+                data_dir=data_dir,
             )
         )
     return Catalog(clips, threshold, results_dir, data_dir, idents)
