@@ -105,6 +105,11 @@ def register(app: typer.Typer) -> None:
         except ResultsError as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
+        except OSError as exc:
+            console.print(
+                f"[red]error:[/red] cannot open the workspace ({exc}); choose one with --workspace DIR"
+            )
+            raise typer.Exit(2) from None
         if not _is_loopback(host) and not settings.api_key:
             console.print(
                 f"[yellow]warning:[/yellow] listening on {host} without an API key: anyone who can reach this "
