@@ -123,3 +123,33 @@ def test_refit_from_review_decisions_changes_a_later_answer(tmp_path):
     assert json.loads(after.read_text())["training"]["review_decisions"] == 3
     assert _lookup(tmp_path, "--model", str(before))["clean_name"] != "XR Knee Rt"
     assert _lookup(tmp_path, "--model", str(after))["clean_name"] == "XR Knee Rt"
+
+
+def test_train_with_model_runs_the_fitted_engine_in_its_workers(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    gold = tmp_path / "site.json"
+    gold.write_text(json.dumps(SHORTHAND))
+    model = tmp_path / "model.json"
+    fit = runner.invoke(app, ["fit", SAMPLE, str(gold), "-o", str(model), "--cv", "none"], env=_env(tmp_path))
+    assert fit.exit_code == 0, fit.output
+    unseen = tmp_path / "unseen.json"
+    unseen.write_text(json.dumps([{"DATA_SOURCE": "Site", "MODALITY_CODE": "XR", "EXAM_CODE": "Q9",
+                                   "EXAM_NAME": "qx right 2 views", "acceptable": ["XR Knee Rt"]}]))  # fmt: skip
+
+    def train(name, *extra):
+        args = ["train", "--dataset", str(unseen), "--experiment-name", name, "--db", "t.db",
+                "--max-workers", "1", "--no-progress", "--report-json", f"{name}.json", *extra]  # fmt: skip
+        res = runner.invoke(app, args, env=_env(tmp_path))
+        assert res.exit_code == 0, res.output
+        return json.loads((tmp_path / f"{name}.json").read_text())
+
+    assert train("plain")["top1_accuracy"] == 0.0
+    assert train("fitted", "--model", str(model))["top1_accuracy"] == 1.0
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    res = runner.invoke(
+        app,
+        ["train", "--dataset", str(unseen), "--experiment-name", "bad", "--db", "t.db", "--model", str(bad)],
+        env=_env(tmp_path),
+    )
+    assert res.exit_code == 2 and "not an nhs-lookup model" in res.output

@@ -7,18 +7,27 @@ import pytest
 
 from nhs_lookup.cases import load_cases
 from nhs_lookup.learning.associations import learn_associations
-from nhs_lookup.learning.calibration import IsotonicCalibrator
-from nhs_lookup.learning.crossval import cross_validate, grouped_folds, hospital_folds, make_folds, name_key
+from nhs_lookup.learning.calibration import CorrectnessModel, IsotonicCalibrator, calibration_from_dict
+from nhs_lookup.learning.crossval import (
+    accept_threshold,
+    cross_validate,
+    grouped_folds,
+    hospital_folds,
+    make_folds,
+    name_key,
+)
+from nhs_lookup.learning.features import FEATURES, feature_rows
 from nhs_lookup.learning.fit import (
     FitOptions,
     OutOfFold,
     choose_threshold,
+    fit_calibration,
     fit_model,
     fitted_engine,
     lexicon_of,
 )
 from nhs_lookup.learning.model import ModelError, engine_with, load_model
-from nhs_lookup.metrics import expected_calibration_error
+from nhs_lookup.metrics import auto_accept, expected_calibration_error, outcome_of
 from nhs_lookup.records import Case, ExamQuery
 from nhs_lookup.vocab import DATA_DIR
 
@@ -161,7 +170,111 @@ def test_real_data_cv_is_honest_and_calibration_helps(nhs_engine, shared_dir):
     train, _ = load_cases(nhs / "train_gold.json")
     test, _ = load_cases([nhs / "dev_gold.json", nhs / "sanity_gold.json"])
     fitted = fitted_engine(nhs_engine, train)
+    assert isinstance(fitted.calibrator, CorrectnessModel)  # enough answers for the correctness model
+    assert fitted.calibrator.auto_accept_threshold is not None
     plain = evaluate(nhs_engine, test)
     learned = evaluate(fitted, test)
     assert learned.ece < plain.ece
     assert learned.top1_accuracy >= plain.top1_accuracy - 0.02
+
+
+def _synthetic_oof(n=400, seed=0):
+    """Out-of-fold answers where a review flag halves the odds of being right at the same raw score."""
+    rng = random.Random(seed)
+    oof = OutOfFold()
+    flag, raw_i = FEATURES.index("review_flag"), FEATURES.index("raw_logit")
+    for i in range(n):
+        raw = rng.random()
+        flagged = rng.random() < 0.3
+        x = [0.0] * len(FEATURES)
+        x[raw_i], x[flag] = 6 * raw - 2, float(flagged)
+        ok = rng.random() < (0.6 * raw**2 if flagged else 0.15 + 0.85 * raw)
+        oof.raw.append(raw)
+        oof.top_ok.append(ok)
+        oof.gold_no_match.append(False)
+        oof.features.append(x)
+        oof.fold.append(i % 5)
+    return oof
+
+
+def test_correctness_model_uses_the_review_flag_and_round_trips_as_json():
+    import numpy as np
+
+    oof = _synthetic_oof()
+    model, probs, how = fit_calibration(oof, FitOptions())
+    assert isinstance(model, CorrectnessModel) and "review_flag" in how
+    assert model.features == ("raw_logit", "review_flag")
+    x = np.zeros((2, len(FEATURES)))
+    x[:, FEATURES.index("raw_logit")] = 3.5
+    x[1, FEATURES.index("review_flag")] = 1.0
+    clear, flagged = model.probabilities(x)
+    assert flagged < clear - 0.1
+    # The threshold is the lowest calibrated probability whose out-of-fold answers reach 99% precision.
+    pairs = list(zip(probs, oof.top_ok, strict=True))
+    assert model.auto_accept_threshold == pytest.approx(auto_accept(pairs, 0.99)[1], abs=1e-6)
+    again = calibration_from_dict(json.loads(json.dumps(model.to_dict())))
+    assert again == model and again.probabilities(x) == model.probabilities(x)
+    with pytest.raises(ValueError, match="unknown correctness-model features"):
+        calibration_from_dict({**model.to_dict(), "features": ["raw_logit", "tea_leaves"]})
+    iso, _, how = fit_calibration(oof, FitOptions(correctness="isotonic"))
+    assert isinstance(iso, IsotonicCalibrator) and iso.auto_accept_threshold is not None
+
+
+def test_engine_confidence_is_the_correctness_model_of_the_answer_features(sample_engine):
+    """The engine's per-answer hook and the offline feature rows (used to fit) agree exactly."""
+    oof = _synthetic_oof()
+    model, _, _ = fit_calibration(oof, FitOptions())
+    learned = {"qx": "knee"}
+    plain = sample_engine.__class__(
+        sample_engine.config, sample_engine.catalogue, sample_engine.index, extra_vocabulary=learned
+    )
+    fitted = sample_engine.__class__(
+        sample_engine.config,
+        sample_engine.catalogue,
+        sample_engine.index,
+        extra_vocabulary=learned,
+        calibrator=model.with_learned(learned),
+    )
+    queries = [c.query for c in _cases()] + [UNSEEN]
+    rows = feature_rows(plain, queries, learned)
+    results = fitted.lookup_many(queries)
+    import numpy as np
+
+    checked = 0
+    for (_, feats), r in zip(rows, results, strict=True):
+        if feats is None or r.no_match_reason in ("non_clinical",) or r.review_reason:
+            continue
+        assert r.confidence == pytest.approx(model.probabilities(np.array([feats]))[0], abs=1e-9)
+        checked += 1
+    assert checked > 20
+    assert rows[-1][1][FEATURES.index("learned_term")] == 1.0  # "qx" is learned shorthand
+
+
+def test_cross_validation_auto_accept_uses_the_training_folds_threshold(sample_engine):
+    cases = [c for c in _cases() if c.labelled]
+    folds = grouped_folds(cases, 3, seed=1)
+    cv = cross_validate(cases, folds, lambda train: sample_engine)
+    accepted = right = 0
+    for f in cv.folds:
+        train = [cases[i] for i in f.fold.train]
+        outs = [
+            outcome_of(c, r, 0)
+            for c, r in zip(train, sample_engine.lookup_many([c.query for c in train]), strict=True)
+        ]
+        t = auto_accept([(o.confidence, o.top1) for o in outs if o.matched], 0.99, total=len(outs))[1]
+        assert f.accept_threshold == t == accept_threshold(sample_engine, train)
+        for o in f.outcomes:
+            if t is not None and o.matched and o.confidence >= t:
+                accepted += 1
+                right += o.top1
+    assert cv.pooled.auto_accept_coverage == pytest.approx(accepted / len(cases))
+    assert cv.pooled.auto_accept_precision == (pytest.approx(right / accepted) if accepted else None)
+    oracle = auto_accept(
+        [(o.confidence, o.top1) for f in cv.folds for o in f.outcomes if o.matched], 0.99, total=len(cases)
+    )[0]
+    assert cv.pooled.auto_accept_oracle_coverage == pytest.approx(oracle)
+
+    class _WithOwn:
+        calibrator = IsotonicCalibrator((0.0, 1.0), (0.0, 1.0), auto_accept_threshold=0.77)
+
+    assert accept_threshold(_WithOwn(), cases) == 0.77  # a fitted model brings its out-of-fold threshold

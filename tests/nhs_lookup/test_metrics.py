@@ -10,6 +10,7 @@ from nhs_lookup.metrics import (
     expected_calibration_error,
     grouped,
     summarize,
+    with_fixed_threshold,
 )
 
 
@@ -78,3 +79,15 @@ def test_one_band_table_and_groups():
     assert bands["0.50-0.70"].accuracy == 1.0 and bands["0.00-0.50"].accuracy is None
     groups = grouped(outs, lambda o: o.data_source)
     assert groups["A"].labelled == 2 and groups["A"].top1_accuracy == 0.5 and groups["B"].top1 == 1
+
+
+def test_fixed_threshold_auto_accept_is_judged_on_these_outcomes_beside_the_oracle():
+    outs = [_o(0, 1, 0.99), _o(1, 1, 0.95), _o(2, None, 0.93), _o(3, 1, 0.9), _o(4, 1, 0.5)]
+    oracle = summarize(outs)
+    assert oracle.auto_accept_coverage == pytest.approx(0.4)  # 0.95 and up: 2/2 right
+    m = with_fixed_threshold(summarize(outs), outs, 0.9)  # a threshold chosen elsewhere
+    assert m.auto_accept_coverage == pytest.approx(0.8)  # 4 answers at or above 0.9 ...
+    assert m.auto_accept_precision == pytest.approx(0.75)  # ... of which 3 are right
+    assert m.auto_accept_oracle_coverage == pytest.approx(0.4) and m.auto_accept_threshold == 0.9
+    none = with_fixed_threshold(summarize(outs), outs, None)
+    assert none.auto_accept_coverage == 0.0 and none.auto_accept_precision is None

@@ -159,6 +159,8 @@ def train(
         Path, typer.Option("--log-dir", help="Folder for training_YYYYMMDD_HHMMSS.log.")
     ] = Path("logs/training"),
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+    model: ModelOpt = None,
+    force_model: ForceModelOpt = False,
 ) -> None:
     """Run the engine over a (large) case set: worker processes, a SQL result store, checkpoints and resume.
 
@@ -177,6 +179,8 @@ def train(
         config=_config(config_path),
         config_path=str(config_path) if config_path else None,
         catalogue=catalogue,
+        model=str(model) if model is not None else None,
+        force_model=force_model,
         chunk_size=chunk_size,
         max_workers=max_workers,
         checkpoint_interval=checkpoint_interval,

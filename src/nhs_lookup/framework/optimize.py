@@ -540,8 +540,8 @@ def run(job: OptimizeJob, on_trial: Callable[[int, float, float], None] | None =
     train_cases, val_cases = split_cases(labelled, plan)
     engine = build_engine(job.catalogue, job.config_path, job.model, job.force_model)
     config = engine.config if job.model is not None else config
-    workers = job.study.max_workers if job.model is None else 1  # pool workers rebuild plain engines
-    spec = EngineSpec.of(config, job.catalogue)
+    workers = job.study.max_workers
+    spec = EngineSpec.of(config, job.catalogue, job.model, job.force_model)  # workers load the model too
     result = run_optimization(
         engine,
         train_cases,

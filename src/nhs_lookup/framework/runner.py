@@ -40,14 +40,29 @@ class EngineSpec:
 
     config: dict[str, Any]
     catalogue_path: str | None = None
+    model_path: str | None = None  # a `nhs-lookup fit` model file: workers load the fitted engine
+    force_model: bool = False
 
     @classmethod
-    def of(cls, config: LookupConfig, catalogue_path: str | None) -> EngineSpec:
-        return cls(config=config.to_dict(), catalogue_path=catalogue_path)
+    def of(
+        cls,
+        config: LookupConfig,
+        catalogue_path: str | None,
+        model_path: str | None = None,
+        force_model: bool = False,
+    ) -> EngineSpec:
+        model = str(model_path) if model_path is not None else None
+        return cls(config.to_dict(), catalogue_path, model, force_model)
 
     def build(self) -> Any:
         from nhs_lookup.engine import LookupEngine
 
+        if self.model_path is not None:
+            from nhs_lookup.learning.model import load_engine
+
+            cache = self.config.get("cache_dir")
+            engine, _ = load_engine(self.model_path, self.catalogue_path, cache, self.force_model)
+            return engine
         return LookupEngine.load(config_from_dict(self.config), catalogue_path=self.catalogue_path)
 
 

@@ -41,6 +41,8 @@ class TrainOptions:
     config: LookupConfig = field(default_factory=LookupConfig)
     config_path: str | None = None
     catalogue: str | None = None
+    model: str | None = None  # `nhs-lookup fit` model file: every worker loads the fitted engine
+    force_model: bool = False
     chunk_size: int = 1000
     max_workers: int = 4
     checkpoint_interval: int = 2500
@@ -73,6 +75,7 @@ def _params(opts: TrainOptions, info: DatasetInfo, plan: SplitPlan) -> dict[str,
         "dataset_fingerprint": info.fingerprint,
         "catalogue": opts.catalogue,
         "config_path": opts.config_path,
+        "model": opts.model,
         "chunk_size": opts.chunk_size,
         "max_workers": opts.max_workers,
         "checkpoint_interval": opts.checkpoint_interval,
@@ -133,11 +136,26 @@ def run_training(opts: TrainOptions) -> TrainRun:
         raise ValueError("--chunk-size, --max-workers and --checkpoint-interval must be at least 1")
     files = expand_paths(opts.datasets)
     info = scan_dataset(files)
+    if opts.model is not None:
+        check_model(opts)
     store = TrainingStore(opts.db)
     try:
         return _run(opts, files, info, store)
     finally:
         store.close()
+
+
+def check_model(opts: TrainOptions) -> None:
+    """Refuse an unusable --model here (unreadable, or fitted on another catalogue), not in every worker.
+    Raises ``ValueError`` (``ModelError``, ``CatalogueError``) with the reason."""
+    from nhs_lookup.catalogue import load_catalogue
+    from nhs_lookup.learning.model import ModelError, check_catalogue, load_model
+
+    model = load_model(opts.model or "")
+    path = opts.catalogue or model.catalogue.get("path") or None
+    if path and not Path(path).is_file():
+        raise ModelError(f"the model's catalogue {path} is not there; pass --catalogue")
+    check_catalogue(model, load_catalogue(path, opts.config.cache_dir), opts.force_model)
 
 
 def _run(opts: TrainOptions, files: list[Path], info: DatasetInfo, store: TrainingStore) -> TrainRun:
@@ -199,7 +217,7 @@ def _run(opts: TrainOptions, files: list[Path], info: DatasetInfo, store: Traini
         logger.info("checkpoint %d: %d/%d cases processed", checkpoint_number, upto, info.total_cases)
 
     store.engine.dispose()  # no open database connection is inherited by forked workers
-    spec = EngineSpec.of(opts.config, opts.catalogue)
+    spec = EngineSpec.of(opts.config, opts.catalogue, opts.model, opts.force_model)
     try:
         with make_pool(spec, opts.max_workers) as pool, _progress(opts.show_progress) as progress:
             task = progress.add_task(opts.experiment_name, total=info.total_cases, completed=done, rate="-")
