@@ -40,6 +40,10 @@ def test_vocabulary_targets_are_words_the_catalogue_uses(shared_dir):
     targets.update({f"indication:{k}": v for k, v in vocab.indications.items()})
     missing = {k: v for k, v in targets.items() if not set(v.split()) & lexicon}
     assert not missing, f"expansions with no catalogue word: {missing}"
+    # Hand-written rewrites too: each lands on catalogue wording, a technique tag or a context word.
+    tags = set(vocab.techniques) | set(vocab.context_words)
+    hand = {k: v for k, v in vocab.phrases.items() if not set(v.split()) & lexicon and v not in tags}
+    assert not hand, f"hand-written rewrites with no catalogue word: {hand}"
     actions = set(vocab.actions.values())
     unused = {a for a in actions if not any(p in lexicon for p, v in vocab.actions.items() if v == a)}
     assert not unused, f"actions no catalogue row states: {unused}"
