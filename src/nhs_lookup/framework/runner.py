@@ -6,14 +6,10 @@ parent can write them, and checkpoint, as a contiguous prefix of the data set.
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import logging
 import multiprocessing
 import os
-import signal
-import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -23,6 +19,7 @@ from typing import Any, TypeVar
 
 from nhs_lookup.config import LookupConfig, config_from_dict
 from nhs_lookup.records import Case
+from nhs_lookup.workers import exit_with_parent
 
 from .outcome import CaseOutcome, outcome_from_error, outcome_from_result
 
@@ -64,37 +61,6 @@ class EngineSpec:
             engine, _ = load_engine(self.model_path, self.catalogue_path, cache, self.force_model)
             return engine
         return LookupEngine.load(config_from_dict(self.config), catalogue_path=self.catalogue_path)
-
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-PARENT_POLL_S = 1.0
-
-
-def _exit_if_orphaned(parent_pid: int, interval: float) -> None:
-    while True:
-        if os.getppid() != parent_pid:
-            os._exit(1)  # the parent is gone (even kill -9): nothing will ever read our results
-        time.sleep(interval)
-
-
-def exit_with_parent(parent_pid: int, interval: float = PARENT_POLL_S) -> None:
-    """Make this worker process end when *parent_pid* dies, however it dies (kill -9 included).
-
-    On Linux the kernel sends SIGTERM at once (``prctl(PR_SET_PDEATHSIG)`` through ctypes); everywhere a
-    daemon thread also polls ``os.getppid()`` every *interval* seconds (portable fallback, and it covers
-    a parent that died before the prctl call)."""
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-                log.debug("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
-        except (OSError, AttributeError) as exc:  # no libc symbol: the polling thread still works
-            log.debug("prctl unavailable (%s); relying on parent polling", exc)
-    if os.getppid() != parent_pid:
-        os._exit(1)
-    threading.Thread(
-        target=_exit_if_orphaned, args=(parent_pid, interval), name="exit-with-parent", daemon=True
-    ).start()
 
 
 def init_worker(spec: EngineSpec, parent_pid: int | None = None) -> None:

@@ -19,8 +19,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from nhs_lookup.framework.runner import exit_with_parent
 from nhs_lookup.records import CatalogueEntry, ExamQuery, LookupResult
+from nhs_lookup.workers import exit_with_parent
 
 log = logging.getLogger("nhs_lookup.service.pool")
 _WORKER_ENGINE: Any = None  # set in each worker by the initializer (inherited through fork)
