@@ -7,7 +7,6 @@ parent can write them, and checkpoint, as a contiguous prefix of the data set.
 from __future__ import annotations
 
 import itertools
-import logging
 import multiprocessing
 import os
 import time
@@ -23,7 +22,6 @@ from nhs_lookup.workers import exit_with_parent
 
 from .outcome import CaseOutcome, outcome_from_error, outcome_from_result
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
