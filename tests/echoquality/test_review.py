@@ -79,7 +79,9 @@ def _collect_everything(c: TestClient) -> list[bytes]:
         bodies.append(c.get("/?" + q).content)
     ids = _ids(gallery.text)
     for n, cid in enumerate(ids):
-        bodies.append(c.get(f"/clips/{cid}").content)
+        page = c.get(f"/clips/{cid}")
+        assert page.status_code == 200, page.text  # skipped and unreadable files too
+        bodies.append(page.content)
         for kind in ("thumb", "input", "mask", "cine"):
             bodies.append(c.get(f"/clips/{cid}/media/{kind}").content)
         if n < 2:
