@@ -90,3 +90,26 @@ def test_report_metrics_from_outcomes():
     assert bands["0.90-1.00"]["accuracy"] == 1.0 and bands["0.50-0.70"]["accuracy"] == 0.0
     assert r["per_split"]["validation"]["cases"] == 1
     assert set(r["per_source"]) == {"Agfa", "Comrad", "(no source)"}
+
+
+def test_one_engine_factory_for_every_store(tmp_path):
+    """Training store and service store get their engines from nhs_lookup.storage.engine: SQLite with
+    WAL, foreign keys and a busy timeout, from a URL or a plain file path."""
+    from sqlalchemy import text
+
+    from nhs_lookup.service.db import Store
+    from nhs_lookup.storage.engine import database_url, make_engine
+
+    assert database_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert database_url(str(tmp_path / "x.db")) == f"sqlite:///{tmp_path / 'x.db'}"
+    training = TrainingStore(str(tmp_path / "train.db"))
+    service = Store(f"sqlite:///{tmp_path / 'service.db'}")
+    try:
+        for engine in (training.engine, service.engine, make_engine(str(tmp_path / "plain.db"))):
+            with engine.connect() as conn:
+                assert conn.execute(text("pragma journal_mode")).scalar() == "wal"
+                assert conn.execute(text("pragma foreign_keys")).scalar() == 1
+                assert conn.execute(text("pragma busy_timeout")).scalar() == 30000
+    finally:
+        training.close()
+        service.close()
