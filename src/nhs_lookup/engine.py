@@ -60,9 +60,13 @@ class LookupEngine:
         """Add phrase rewrites (token phrase -> catalogue wording) for exam names; clears the parse cache.
 
         Catalogue rows keep the bundled vocabulary (so the on-disk catalogue cache stays valid)."""
+        from nhs_lookup.unknown_tokens import known_words
+
         self.vocabulary = default_vocabulary().extended(extra)
-        self._lexicon = self.catalogue.lexicon() | frozenset(
-            w for phrase in self.vocabulary.phrases for w in phrase.split() if w.isalpha()
+        # Typo correction targets: catalogue words and every word the vocabulary knows (so a known
+        # word such as "interventional" is never "corrected" to a catalogue word).
+        self._lexicon = frozenset(
+            w for w in known_words(self.vocabulary, self.catalogue.lexicon()) if w.isalpha()
         )
         self._parse_cache: dict[tuple[str, str | None], ParsedName] = {}
 

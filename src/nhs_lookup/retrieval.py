@@ -25,6 +25,9 @@ from nhs_lookup.semantic import SemanticBackend, make_backend
 from nhs_lookup.vocab import Vocabulary, default_vocabulary
 
 RETRIEVE_K = 120
+# Anatomy that names a tissue or vessel type rather than a region: a row naming only these does not
+# contradict a stated body part (an "Angioplasty peroneal" row is of an artery of the lower leg).
+TISSUE_ANATOMY = frozenset({"artery", "vein", "soft tissue", "skin", "bone", "lymph node"})
 ANCESTOR_ANATOMY = 0.5  # anatomy score of a row naming only regions that contain the stated part
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int8)
 
@@ -80,6 +83,7 @@ class CatalogueIndex:
     name_words: sp.csr_matrix  # content words of the name (T, N)
     all_words: sp.csr_matrix  # all tokens of name + FSN (T, N)
     name_words_n: np.ndarray
+    anat_region: np.ndarray  # (N,) bool: the row names a body region (not only a tissue or vessel)
     action_bits: dict[str, int]  # canonical action -> bit
     actions: np.ndarray  # (N,) int32 bit mask: actions of the row's name and FSN
     exclusive_actions: int  # bit mask of mutually exclusive actions
@@ -177,6 +181,7 @@ class CatalogueIndex:
                 dtype=np.int32,
             ),
             content_id_of=content_id_of,
+            anat_region=np.array([bool(a - TISSUE_ANATOMY) for a in exact], dtype=bool),
             action_bits=action_bits,
             actions=np.array(row_actions, dtype=np.int32),
             exclusive_actions=_action_mask(vocab.exclusive_actions, action_bits),
@@ -286,7 +291,7 @@ class CatalogueIndex:
                     q_action=_action_mask(p.actions, self.action_bits),
                     exclusive_actions=self.exclusive_actions,
                     q_modality_only=p.modality_only,
-                    cand_has_anatomy=self.anat_exact_n[idx] > 0,
+                    cand_has_anatomy=self.anat_region[idx],
                 )
             )
         return out
