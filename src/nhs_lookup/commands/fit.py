@@ -60,6 +60,8 @@ def cv_table(cv: Any, title: str) -> Any:
         "no-match R",
         "ECE",
         "auto-accept@99%",
+        "its precision",
+        "oracle",
     )
     for col in cols:
         t.add_column(col, justify="left" if col == "fold" else "right")
@@ -68,7 +70,8 @@ def cv_table(cv: Any, title: str) -> Any:
         ece = "-" if m.ece is None else f"{m.ece:.3f}"
         mrr = "-" if m.mrr is None else f"{m.mrr:.3f}"
         return [name, train, test, _pct(m.top1), _pct(m.top5), mrr, _pct(m.no_match_precision),
-                _pct(m.no_match_recall), ece, _pct(m.auto_accept_coverage)]  # fmt: skip
+                _pct(m.no_match_recall), ece, _pct(m.auto_accept_coverage), _pct(m.auto_accept_precision),
+                _pct(m.auto_accept_oracle_coverage)]  # fmt: skip
 
     for f in cv.folds:
         t.add_row(*row(f.fold.name, str(len(f.fold.train)), str(len(f.fold.test)), f.metrics))
@@ -161,6 +164,11 @@ def write_cv(result: Any, con: Console, json_out: Path | None, label: str) -> No
 
     con.print(f"[bold]{label}[/bold]: {result.pooled.cases} labelled cases, cross-validation {result.scheme}")
     con.print(cv_table(result, f"cross-validation ({result.scheme}): each fold fitted on the others"))
+    con.print(
+        "[dim]auto-accept@99%: share of names accepted at the threshold each fold chose on its training "
+        "folds (honest), and the precision it reached; oracle: the threshold picked on the held-out "
+        "answers themselves (optimistic).[/dim]"
+    )
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result.to_dict(), indent=1))

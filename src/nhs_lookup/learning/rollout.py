@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nhs_lookup.metrics import Metrics, outcome_of, summarize
+from nhs_lookup.metrics import Metrics, outcome_of, summarize, with_fixed_threshold
 from nhs_lookup.records import Case
 
-from .crossval import NO_SOURCE, name_key
+from .crossval import NO_SOURCE, accept_threshold, name_key
 from .fit import FitOptions, fitted_engine
 
 
@@ -54,12 +54,15 @@ def simulate_rollout(
     rest = [c for c in site if name_key(c) not in reviewed_names]
     queries = [c.query for c in rest]
 
-    def judge(engine: Any) -> Metrics:
-        return summarize(
+    def judge(train: list[Case]) -> Metrics:
+        """Fit on *train*, judge the held-out names; auto-accept at the model's own threshold."""
+        engine = fitted_engine(base, train, opts)
+        outs = [
             outcome_of(c, r, i)
             for i, (c, r) in enumerate(zip(rest, engine.lookup_many(queries), strict=True))
-        )
+        ]
+        return with_fixed_threshold(summarize(outs), outs, accept_threshold(engine, train))
 
-    before = judge(fitted_engine(base, others, opts))
-    after = judge(fitted_engine(base, others + reviewed, opts))
+    before = judge(others)
+    after = judge(others + reviewed)
     return Rollout(hospital, len(reviewed), len(rest), before, after)
