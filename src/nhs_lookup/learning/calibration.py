@@ -11,6 +11,7 @@ Both are stored as plain numbers (knots, coefficients), never pickles, so the mo
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -20,7 +21,7 @@ import numpy as np
 
 from nhs_lookup.scoring import calibrate as raw_confidence
 
-from .features import FEATURES, result_features
+from .features import FEATURES, cheap_features, result_features
 
 FLOOR, CEIL = 0.0, 1.0
 PRIOR = 0.5  # half a pseudo-case each way: a block of n right answers says (n + 0.5) / (n + 1), not 1
@@ -68,10 +69,20 @@ class IsotonicCalibrator:
         return cls(tuple(round(v, 6) for v in kx), tuple(round(v, 6) for v in ky), input)
 
     def probability(self, raw: float) -> float:
-        if len(self.x) == 1:
-            return float(self.y[0])
-        p = np.interp(raw, self.x, self.y) + TIE_BREAK * (raw - 0.5)
-        return float(np.clip(p, FLOOR, CEIL))
+        """Linear interpolation between knots (flat beyond them), plus the tie-break slope; pure Python
+        because the engine calls it once per answer."""
+        x, y = self.x, self.y
+        if len(x) == 1:
+            return float(y[0])
+        i = bisect_right(x, raw)
+        if i == 0:
+            v = y[0]
+        elif i == len(x):
+            v = y[-1]
+        else:
+            x0, x1 = x[i - 1], x[i]
+            v = y[i - 1] + (y[i] - y[i - 1]) * (raw - x0) / (x1 - x0) if x1 > x0 else y[i]
+        return min(max(v + TIE_BREAK * (raw - 0.5), FLOOR), CEIL)
 
     def __call__(self, top: float, margin: float, hard: float) -> float:
         return self.probability(raw_confidence(top, margin, hard))
@@ -167,8 +178,11 @@ class CorrectnessModel:
     def result_confidence(
         self, p: Any, cands: Sequence[Any], hard: float, query: Any, known: Collection[str]
     ) -> float:
-        x = result_features(p, cands, min(float(hard), 1.0), query, known, self.learned)
-        return self.isotonic.probability(self.score.one([x[i] for i in self.columns]))
+        x = cheap_features(self.features, p, cands, hard)
+        if x is None:
+            full = result_features(p, cands, min(float(hard), 1.0), query, known, self.learned)
+            x = [full[i] for i in self.columns]
+        return self.isotonic.probability(self.score.one(x))
 
     def to_dict(self) -> dict[str, object]:
         return {

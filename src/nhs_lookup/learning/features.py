@@ -81,6 +81,22 @@ def review_flag(margin: float, p: PreparedQuery, comp: dict[str, float]) -> bool
     )
 
 
+def cheap_features(
+    names: Sequence[str], p: PreparedQuery, cands: Sequence[Candidate], hard: float
+) -> list[float] | None:
+    """*names* computed directly when they are only the raw score and the review flag (the default
+    model: a few microseconds per answer); None otherwise (use :func:`result_features`)."""
+    if not set(names) <= set(DEFAULT_INPUTS):
+        return None
+    top = cands[0]
+    margin = top.score - (cands[1].score if len(cands) > 1 else 0.0)
+    values = {
+        "raw_logit": _logit(raw_confidence(top.score, margin, min(float(hard), 1.0))),
+        "review_flag": float(review_flag(margin, p, top.component_scores)),
+    }
+    return [values[n] for n in names]
+
+
 def result_features(
     p: PreparedQuery,
     cands: Sequence[Candidate],
