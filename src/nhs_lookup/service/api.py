@@ -14,12 +14,12 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from nhs_lookup import __version__
-from nhs_lookup.service.batching import BatchingEngine
+from nhs_lookup.service.batching import MAX_BATCH, Batcher
 from nhs_lookup.service.db import Store
 from nhs_lookup.service.deps import ServiceContext
 from nhs_lookup.service.errors import ApiError, install_error_handlers
 from nhs_lookup.service.jobs import JobRunner
-from nhs_lookup.service.lookups import EngineLike, engine_info
+from nhs_lookup.service.lookups import EngineLike, answer_batch, answer_one, engine_info
 from nhs_lookup.service.pool import PooledEngine
 from nhs_lookup.service.routes import catalogue, export, jobs, lookup, mappings
 from nhs_lookup.service.routes.pages import STATIC_DIR, pages_router
@@ -49,11 +49,14 @@ def _lifespan(settings: ServiceSettings, engine: EngineLike | None):  # noqa: AN
         # Worker processes are forked first, before the store and the runner start any thread.
         pool = PooledEngine(eng, settings.lookup_workers) if settings.lookup_workers > 0 else None
         eng = pool or eng
-        batcher = (
-            BatchingEngine(eng, threads=max(1, settings.lookup_workers)) if settings.batch_lookups else None
-        )
-        eng = batcher or eng
         store = Store(settings.db_url, flag_singletons=settings.review.flag_singletons)
+        rules = settings.review
+        answers = Batcher(
+            lambda queries: answer_batch(eng, store, rules, queries),
+            lambda query: answer_one(eng, store, rules, query),
+            threads=max(1, settings.lookup_workers),
+            max_batch=MAX_BATCH if settings.batch_lookups else 1,
+        )
         runner = JobRunner(store, eng, settings.review, settings.job_chunk_size)
         resumed, interrupted = store.recover_jobs(settings.resume_jobs)
         for job_id in resumed:
@@ -65,16 +68,14 @@ def _lifespan(settings: ServiceSettings, engine: EngineLike | None):  # noqa: AN
                 len(interrupted),
             )
         runner.start()
-        app.state.ctx = ServiceContext(
-            settings, store, eng, runner, engine_info(eng, settings.catalogue_path)
-        )
+        info = engine_info(eng, settings.catalogue_path)
+        app.state.ctx = ServiceContext(settings, store, eng, runner, info, answers)
         try:
             yield
         finally:
             runner.stop()
             store.close()
-            if batcher is not None:
-                batcher.close()
+            answers.close()
             if pool is not None:
                 pool.close()
 

@@ -1,11 +1,11 @@
-"""Micro-batching of concurrent single lookups.
+"""Micro-batching of concurrent single requests.
 
-One engine call has a fixed cost (vectorising the query, sparse products) much larger than the cost of
-one more query in the same call. :class:`BatchingEngine` queues the ``/lookup`` requests that arrive
-together and answers them with one ``lookup_many`` call per batch: alone, a request is answered at
-once (a batch of one); under load, each batch takes everything that queued up while the previous one
-ran, so throughput grows with concurrency instead of collapsing. Lookups with ``exclude`` (rejected
-targets) and everything else go straight to the wrapped engine.
+One engine call (and one database query) has a fixed cost much larger than the cost of one more exam
+in the same call. :class:`Batcher` queues the ``/lookup`` requests that arrive together and answers
+them with one batch call (``answer_batch``: one query for their remembered decisions, one
+``lookup_many``): alone, a request is answered at once (a batch of one); under load, each batch takes
+everything that queued up while the previous one ran, so throughput grows with concurrency instead of
+collapsing. If a batch call fails, its items are answered one by one, so one bad exam fails alone.
 """
 
 from __future__ import annotations
@@ -13,62 +13,57 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Collection, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
-
-from nhs_lookup.records import CatalogueEntry, ExamQuery, LookupResult
+from typing import Generic, TypeVar
 
 log = logging.getLogger("nhs_lookup.service.batching")
 MAX_BATCH = 64
-_STOP = None
+T = TypeVar("T")
+R = TypeVar("R")
 
 
-class BatchingEngine:
-    """The engine's interface; concurrent plain ``lookup`` calls are served in batches by *threads*
-    background threads (one per core the wrapped engine can use)."""
+class Batcher(Generic[T, R]):
+    """Answers ``submit(item)`` with ``many(batch)`` in *threads* background threads (one per core the
+    work can use); ``one(item)`` answers the items of a batch whose ``many`` call failed."""
 
-    def __init__(self, engine: Any, threads: int = 1, max_batch: int = MAX_BATCH) -> None:
-        self.engine = engine
-        self.config = engine.config
-        self.catalogue = engine.catalogue
+    def __init__(
+        self,
+        many: Callable[[list[T]], list[R]],
+        one: Callable[[T], R],
+        *,
+        threads: int = 1,
+        max_batch: int = MAX_BATCH,
+        name: str = "nhs-lookup-batch",
+    ) -> None:
+        self.many, self.one = many, one
         self.max_batch = max(1, max_batch)
-        self._queue: queue.SimpleQueue[tuple[ExamQuery, Future] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[T, Future[R]] | None] = queue.SimpleQueue()
         self._threads = [
-            threading.Thread(target=self._loop, name=f"nhs-lookup-batch-{i}", daemon=True)
+            threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True)
             for i in range(max(1, threads))
         ]
         for t in self._threads:
             t.start()
 
-    def lookup(
-        self, query: ExamQuery | str, *, modality_code: str | None = None, exclude: Collection[str] = ()
-    ) -> LookupResult:
-        if isinstance(query, str):
-            query = ExamQuery(exam_name=query, modality_code=modality_code)
-        if exclude:
-            return self.engine.lookup(query, exclude=exclude)
-        future: Future[LookupResult] = Future()
-        self._queue.put((query, future))
-        return future.result()
+    def submit(self, item: T) -> Future[R]:
+        future: Future[R] = Future()
+        self._queue.put((item, future))
+        return future
 
-    def lookup_many(self, queries: Iterable[ExamQuery]) -> list[LookupResult]:
-        return self.engine.lookup_many(queries)
-
-    def search_catalogue(self, text: str, limit: int = 20) -> list[CatalogueEntry]:
-        return self.engine.search_catalogue(text, limit)
+    def __call__(self, item: T) -> R:
+        return self.submit(item).result()
 
     def close(self) -> None:
         for _ in self._threads:
-            self._queue.put(_STOP)
+            self._queue.put(None)
         for t in self._threads:
             t.join(timeout=10)
 
-    # ------------------------------------------------------------------------------ batch thread
-    def _take(self) -> list[tuple[ExamQuery, Future]] | None:
+    def _take(self) -> list[tuple[T, Future[R]]] | None:
         """The next batch: wait for one request, then take whatever else is already queued."""
         first = self._queue.get()
-        if first is _STOP:
+        if first is None:
             return None
         batch = [first]
         while len(batch) < self.max_batch:
@@ -76,8 +71,8 @@ class BatchingEngine:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item is _STOP:
-                self._queue.put(_STOP)  # leave it for the next round: finish this batch first
+            if item is None:
+                self._queue.put(None)  # leave the stop signal for the next round: finish this batch
                 break
             batch.append(item)
         return batch
@@ -86,17 +81,18 @@ class BatchingEngine:
         while (batch := self._take()) is not None:
             self._answer(batch)
 
-    def _answer(self, batch: list[tuple[ExamQuery, Future]]) -> None:
-        try:
-            results = self.engine.lookup_many([q for q, _ in batch])
-        except Exception:  # one bad query must not fail its neighbours: retry each alone
-            log.warning("batched lookup of %d failed; answering one by one", len(batch), exc_info=True)
-            results = None
-        for i, (query, future) in enumerate(batch):
+    def _answer(self, batch: list[tuple[T, Future[R]]]) -> None:
+        results: list[R] | None = None
+        if len(batch) > 1:
+            try:
+                results = self.many([item for item, _ in batch])
+            except Exception:  # one bad item must not fail its neighbours: retry each alone
+                log.warning("batch of %d failed; answering one by one", len(batch), exc_info=True)
+        for i, (item, future) in enumerate(batch):
             if results is not None:
                 future.set_result(results[i])
                 continue
             try:
-                future.set_result(self.engine.lookup(query))
-            except Exception as exc:  # delivered to the waiting request (a 500 there, logged)
+                future.set_result(self.one(item))
+            except Exception as exc:  # delivered to the waiting request (a logged 500 there)
                 future.set_exception(exc)

@@ -9,10 +9,12 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, Query, Request
 from fastapi import Path as PathParam
 
+from nhs_lookup.records import ExamQuery
+from nhs_lookup.service.batching import Batcher
 from nhs_lookup.service.db import Job, Mapping, QueueFilter, Store
 from nhs_lookup.service.errors import ApiError
 from nhs_lookup.service.jobs import JobRunner
-from nhs_lookup.service.lookups import EngineLike
+from nhs_lookup.service.lookups import Answer, EngineLike
 from nhs_lookup.service.review import ACTION_STATUS
 from nhs_lookup.service.schemas import MAX_INT64
 from nhs_lookup.service.settings import ServiceSettings
@@ -27,6 +29,7 @@ class ServiceContext:
     engine: EngineLike
     runner: JobRunner
     info: dict[str, Any]
+    answers: Batcher[ExamQuery, tuple[Answer, Mapping | None]]  # /lookup, micro-batched
 
     def job_or_404(self, job_id: str) -> Job:
         job = self.store.get_job(job_id)
@@ -41,7 +44,8 @@ class ServiceContext:
         return m
 
 
-def get_ctx(request: Request) -> ServiceContext:
+async def get_ctx(request: Request) -> ServiceContext:
+    """The app's context (async: FastAPI would run a plain function in its thread pool)."""
     return request.app.state.ctx
 
 

@@ -163,10 +163,11 @@ def answer_one(
     return answer, m
 
 
-def answer_many(
+def answer_batch(
     engine: EngineLike, store: Store, rules: ReviewRules, queries: Sequence[ExamQuery]
-) -> list[Answer]:
-    """Batch form of :func:`answer_one`: plain inputs go through the engine's fast ``lookup_many``."""
+) -> list[tuple[Answer, Mapping | None]]:
+    """:func:`answer_one` for many exams at once: one database query for their mappings, and the plain
+    inputs through the engine's vectorised ``lookup_many``."""
     keys = [MappingKey.of(q.data_source, q.exam_code, q.exam_name) for q in queries]
     known = store.mappings_by_keys(keys)
     mappings = [known.get(k.digest) for k in keys]
@@ -184,4 +185,17 @@ def answer_many(
         results = engine.lookup_many([queries[i] for i in plain])
         for i, result in zip(plain, results, strict=True):
             answers[i] = _engine_answer(result, rules)
-    return [a for a in answers if a is not None]
+    out = []
+    for a, m in zip(answers, mappings, strict=True):
+        assert a is not None
+        if m is not None and a.mapping_id is None:
+            a.mapping_id = m.id
+        out.append((a, m))
+    return out
+
+
+def answer_many(
+    engine: EngineLike, store: Store, rules: ReviewRules, queries: Sequence[ExamQuery]
+) -> list[Answer]:
+    """Batch form of :func:`answer_one` (the answers only)."""
+    return [a for a, _ in answer_batch(engine, store, rules, queries)]

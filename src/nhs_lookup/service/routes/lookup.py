@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -11,7 +12,7 @@ from fastapi.responses import Response
 from nhs_lookup import __version__
 from nhs_lookup.records import ExamQuery
 from nhs_lookup.service.deps import Ctx
-from nhs_lookup.service.lookups import answer_one, review_info
+from nhs_lookup.service.lookups import review_info
 from nhs_lookup.service.schemas import ExamIn, LookupOut
 
 router = APIRouter()
@@ -31,11 +32,12 @@ def health(ctx: Ctx) -> dict[str, Any]:
 
 
 @router.post("/lookup", response_model=LookupOut, tags=["lookup"])
-def lookup(exam: ExamIn, ctx: Ctx) -> Response:
+async def lookup(exam: ExamIn, ctx: Ctx) -> Response:
     """Look up one exam. An input a reviewer already approved (or marked no-match) gets that answer
     at once, with who/when; targets rejected for this input are never proposed."""
     query = ExamQuery(exam.exam_name, exam.modality_code, exam.exam_code, exam.data_source)
-    answer, mapping = answer_one(ctx.engine, ctx.store, ctx.settings.review, query)
+    # Answered together with the other requests in flight (one database query, one engine call).
+    answer, mapping = await asyncio.wrap_future(ctx.answers.submit(query))
     body = {
         "result": answer.payload,
         "remembered": answer.remembered,
