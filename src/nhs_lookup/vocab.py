@@ -160,7 +160,20 @@ def load_vocabulary(data_dir: Path = DATA_DIR, *, derived: bool = True) -> Vocab
     """Read and validate all vocabulary files from *data_dir* (``derived=False``: without the
     generated ``derived_abbreviations.yaml``, as ``tools/derive_vocab.py`` needs)."""
     v = Vocabulary(fingerprint=vocab_fingerprint(data_dir))
-    abbr = _read("abbreviations.yaml", data_dir)
+    _load_abbreviations(v, _read("abbreviations.yaml", data_dir))
+    _load_anatomy(v, _read("anatomy.yaml", data_dir))
+    _load_modalities(v, _read("modalities.yaml", data_dir))
+    _load_noise(v, _read("noise.yaml", data_dir), _read("non_clinical.yaml", data_dir))
+    _load_techniques(v, _read("techniques.yaml", data_dir))
+    _load_actions(v, _read("actions.yaml", data_dir))
+    _load_indications(v, _read("indications.yaml", data_dir))
+    if derived:
+        for key, value in (_read("derived_abbreviations.yaml", data_dir).get("phrases") or {}).items():
+            v.phrases.setdefault(_norm_phrase(key), _norm_phrase(value))  # hand-written entries win
+    return v
+
+
+def _load_abbreviations(v: Vocabulary, abbr: dict) -> None:
     for i, item in enumerate(abbr.get("symbols") or [], start=1):
         if not (isinstance(item, list) and len(item) == 2):
             raise VocabularyError(f"abbreviations.yaml symbols item {i}: expected [pattern, replacement]")
@@ -171,7 +184,8 @@ def load_vocabulary(data_dir: Path = DATA_DIR, *, derived: bool = True) -> Vocab
     for key, value in (abbr.get("phrases") or {}).items():
         v.phrases[_norm_phrase(key)] = _norm_phrase(value)
 
-    anat = _read("anatomy.yaml", data_dir)
+
+def _load_anatomy(v: Vocabulary, anat: dict) -> None:
     for name, spec in (anat.get("terms") or {}).items():
         spec = spec or {}
         term = _norm_phrase(name)
@@ -204,7 +218,8 @@ def load_vocabulary(data_dir: Path = DATA_DIR, *, derived: bool = True) -> Vocab
         )
     v.implied_anatomy = tuple(implied)
 
-    mods = _read("modalities.yaml", data_dir)
+
+def _load_modalities(v: Vocabulary, mods: dict) -> None:
     for code, spec in (mods.get("modalities") or {}).items():
         for p in spec.get("strong") or []:
             v.modality_strong[_norm_phrase(p)] = code
@@ -216,12 +231,11 @@ def load_vocabulary(data_dir: Path = DATA_DIR, *, derived: bool = True) -> Vocab
         a, b = str(pair).split("-")
         v.modality_similarity[(a, b)] = v.modality_similarity[(b, a)] = float(value)
 
-    noise = _read("noise.yaml", data_dir)
+
+def _load_noise(v: Vocabulary, noise: dict, nc: dict) -> None:
     v.noise = [re.compile(p) for p in noise.get("patterns") or []]
     v.context_words = frozenset(_norm_phrase(w) for w in noise.get("context_words") or [])
     v.context_groups = {g: frozenset(ws) for g, ws in (noise.get("context_groups") or {}).items()}
-
-    nc = _read("non_clinical.yaml", data_dir)
     for reason, patterns in (nc.get("patterns") or {}).items():
         for p in patterns:
             v.non_clinical.append((reason, re.compile(p)))
@@ -229,31 +243,26 @@ def load_vocabulary(data_dir: Path = DATA_DIR, *, derived: bool = True) -> Vocab
     v.generic_words = frozenset(nc.get("generic_words") or [])
     v.time_billed = re.compile(nc["time_billed"]) if nc.get("time_billed") else None
 
-    tech = _read("techniques.yaml", data_dir)
+
+def _load_techniques(v: Vocabulary, tech: dict) -> None:
     for tag, phrases in (tech.get("techniques") or {}).items():
         for p in phrases:
             v.techniques[_norm_phrase(p)] = tag
-    v.interventional = frozenset(
-        _norm_phrase(t) for t in (tech.get("interventional") or {}).get("strong") or []
-    )
+    interventional = tech.get("interventional") or {}
+    v.interventional = frozenset(_norm_phrase(t) for t in interventional.get("strong") or [])
+    v.interventional_neutral = frozenset(_norm_phrase(t) for t in interventional.get("neutral") or [])
     dop = tech.get("implied_doppler") or {}
     v.doppler_modalities = frozenset(str(m) for m in dop.get("modalities") or [])
     v.doppler_anatomy = frozenset(_norm_phrase(a) for a in dop.get("anatomy") or [])
-    v.interventional_neutral = frozenset(
-        _norm_phrase(t) for t in (tech.get("interventional") or {}).get("neutral") or []
-    )
-    act = _read("actions.yaml", data_dir)
+
+
+def _load_actions(v: Vocabulary, act: dict) -> None:
     for action, phrases in (act.get("actions") or {}).items():
         if not isinstance(phrases, list):
             raise VocabularyError(f"actions.yaml actions.{action}: expected a list of phrases")
         for p in phrases:
             v.actions.setdefault(_norm_phrase(p), _norm_phrase(action))
     v.exclusive_actions = frozenset(_norm_phrase(a) for a in act.get("exclusive") or [])
-    _load_indications(v, _read("indications.yaml", data_dir))
-    if derived:
-        for key, value in (_read("derived_abbreviations.yaml", data_dir).get("phrases") or {}).items():
-            v.phrases.setdefault(_norm_phrase(key), _norm_phrase(value))  # hand-written entries win
-    return v
 
 
 def _load_indications(v: Vocabulary, data: dict) -> None:
