@@ -263,3 +263,31 @@ def test_unknown_tokens_api_understands_vocabulary_words():
         [ExamQuery("US DD Lower Lim VG Suitability", "US"), ExamQuery("CTA Thoracolumbar", "CT")]
     )
     assert n == 2 and not found
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("actions.yaml", "actions:\n  insert: insertion\n", "expected a list"),
+        ("indications.yaml", "indications:\n  stroke: nowhere\n", "not an anatomy term"),
+        ("indications.yaml", "modality_abbreviations:\n  CT: [pe]\n", "expected a mapping"),
+    ],
+)
+def test_malformed_new_vocabulary_files_are_clear_errors(tmp_path, name, text, message):
+    import shutil
+
+    from nhs_lookup.vocab import VocabularyError
+
+    for f in DATA_DIR.glob("*.yaml"):
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / name).write_text(text)
+    with pytest.raises(VocabularyError, match=message):
+        load_vocabulary(tmp_path)
+
+
+def test_extended_vocabulary_changes_the_fingerprint():
+    vocab = default_vocabulary()
+    ext = vocab.extended({"zzq": "knee"})
+    assert ext.phrases["zzq"] == "knee" and "zzq" not in vocab.phrases
+    assert ext.fingerprint != vocab.fingerprint
+    assert vocab.extended({"lt": "knee"}) is vocab  # bundled entries are never overridden
