@@ -61,6 +61,7 @@ class ScoringConfig:
     # a stated side scores an unlateralised row at laterality_null_score.
     contrast_unstated_penalty: float = 0.2
     laterality_null_score: float = 0.7
+    laterality_unstated_penalty: float = 0.08  # unstated side: cost of a Lt/Rt-only row
     # Procedure actions (insert, remove, biopsy, ...): a stated action shared with the row earns the
     # bonus; a row without the stated action pays action_missing_penalty; a name stating no action
     # pays action_unstated_penalty on a row that adds one. Conflicting actions are hard violations.

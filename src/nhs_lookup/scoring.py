@@ -24,7 +24,7 @@ MODALITIES = {m: i + 1 for i, m in enumerate(MODALITY_LIST)}  # 0 = unknown
 LATERALITY_CODES = {None: 0, "left": 1, "right": 2, "bilateral": 3}
 CONTRAST_CODES = {None: 0, "with": 1, "without": 2, "with_and_without": 3, "oral": 4}
 HARD_PENALTY = 1.0
-UNSTATED_SIDE_PENALTY = 0.08
+UNSTATED_SIDE_PENALTY = 0.08  # default of ScoringConfig.laterality_unstated_penalty (kept for imports)
 
 
 @dataclass
@@ -209,7 +209,8 @@ def score(p: PreparedQuery, scoring: ScoringConfig) -> RankOutput:
         hard = hard + (mod < 0.65).astype(np.float32)
     if p.q_laterality == 0 and not p.q_unilateral:
         # Unstated laterality: a left/right-specific row is a guess the name does not support.
-        total = total - UNSTATED_SIDE_PENALTY * ((p.cand_laterality[:k] == 1) | (p.cand_laterality[:k] == 2))
+        side_only = (p.cand_laterality[:k] == 1) | (p.cand_laterality[:k] == 2)
+        total = total - scoring.laterality_unstated_penalty * side_only
     total = np.maximum(total, 0.0) - HARD_PENALTY * hard
     # Deterministic order whatever the retrieval path (single or batched sparse products can differ
     # in the last float bits): score rounded to 1e-6, ties broken by catalogue row.
