@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 from echoquality.cli import app
 from echoquality.config import EchoConfig
 from echoquality.model import build_model, load_state_dict_checked
-from echoquality.train import TrainError, set_trainable, train, trainable_children
+from echoquality.training.finetune import set_trainable, trainable_children
+from echoquality.training.train import TrainError, train
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 runner = CliRunner()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -87,36 +88,33 @@ def register(app: typer.Typer) -> None:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from exc
         tc = cfg.train
-        overrides = {
-            "annotations": str(annotations) if annotations else None,
-            "data_root": str(data_root) if data_root else None,
-            "output_dir": str(output) if output else None,
-            "weights": str(weights) if weights else None,
-            "architecture": arch,
-            "trainable_layers": tuple(trainable.split(",")) if trainable else None,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "learning_rate": lr,
-            "seed": seed,
-            "cache_dir": str(cache_dir) if cache_dir else None,
-            "scheduler": scheduler,
-            "device": device,
-            "num_workers": workers,
-            "experiment_name": experiment_name,
-        }
-        for k, v in overrides.items():
-            if v is not None:
-                setattr(tc, k, v)
-        if no_cache:
-            tc.use_cache = False
-        if no_augment:
-            tc.augmentation = False
-        if no_mlflow:
-            tc.mlflow = False
+        _apply_options(
+            tc,
+            {
+                "annotations": str(annotations) if annotations else None,
+                "data_root": str(data_root) if data_root else None,
+                "output_dir": str(output) if output else None,
+                "weights": str(weights) if weights else None,
+                "architecture": arch,
+                "trainable_layers": tuple(trainable.split(",")) if trainable else None,
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "learning_rate": lr,
+                "seed": seed,
+                "cache_dir": str(cache_dir) if cache_dir else None,
+                "scheduler": scheduler,
+                "device": device,
+                "num_workers": workers,
+                "experiment_name": experiment_name,
+                "use_cache": False if no_cache else None,
+                "augmentation": False if no_augment else None,
+                "mlflow": False if no_mlflow else None,
+            },
+        )
 
         from echoquality.model import WeightsError
-        from echoquality.train import TrainError, train
         from echoquality.training.dataset import AnnotationsError
+        from echoquality.training.train import TrainError, train
 
         try:
             result = train(cfg, resume=resume, force=force, log=console.print)
@@ -128,17 +126,29 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1) from None
         if int(os.environ.get("RANK", "0")) != 0:
             return  # torchrun: rank 0 reports
-        t = result.test
-        if t is not None:
-            parts = [f"test ROC AUC {t.roc_auc:.3f}" if t.roc_auc is not None else "test ROC AUC n/a"]
-            for key, m in t.at.items():
-                parts.append(f"@{key}: acc {m.accuracy:.3f} F1 {m.f1:.3f}")
-            console.print("; ".join(parts))
-        if result.skipped:
-            console.print(
-                f"[yellow]{len(result.skipped)} file(s) skipped[/yellow]: see {result.output_dir / 'skipped_files.json'}"
-            )
+        _print_result(console, result)
+
+
+def _apply_options(tc: Any, options: dict[str, Any]) -> None:
+    """Set every option given on the command line (None: keep the config's value)."""
+    for key, value in options.items():
+        if value is not None:
+            setattr(tc, key, value)
+
+
+def _print_result(console: Any, result: Any) -> None:
+    """The test metrics, skipped files and where the best model is."""
+    t = result.test
+    if t is not None:
+        parts = [f"test ROC AUC {t.roc_auc:.3f}" if t.roc_auc is not None else "test ROC AUC n/a"]
+        for key, m in t.at.items():
+            parts.append(f"@{key}: acc {m.accuracy:.3f} F1 {m.f1:.3f}")
+        console.print("; ".join(parts))
+    if result.skipped:
         console.print(
-            f"[green]best model[/green] (epoch {result.best_epoch}): {result.best_model}"
-            + (f"  MLflow run {result.mlflow_run_id}" if result.mlflow_run_id else "")
+            f"[yellow]{len(result.skipped)} file(s) skipped[/yellow]: see {result.output_dir / 'skipped_files.json'}"
         )
+    console.print(
+        f"[green]best model[/green] (epoch {result.best_epoch}): {result.best_model}"
+        + (f"  MLflow run {result.mlflow_run_id}" if result.mlflow_run_id else "")
+    )
