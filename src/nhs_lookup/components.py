@@ -324,6 +324,8 @@ def non_clinical_reason(text: str, vocab: Vocabulary | None = None) -> str | Non
     """Reason code when *text* is an administrative entry (did not attend, declined, ...)."""
     vocab = vocab or default_vocabulary()
     low = text.lower()
+    if vocab.non_clinical_any is not None and not vocab.non_clinical_any.search(low):
+        return None  # one combined search rules out most names
     for reason, pattern in vocab.non_clinical:
         if pattern.search(low):
             return reason
@@ -343,9 +345,10 @@ def parse_name(
     Catalogue rows define their procedure exactly, so booking-practice inferences (a RIS "PET" booking
     is a PET-CT) apply to exam names only."""
     vocab = vocab or default_vocabulary()
-    raw_tokens = tokenize(strip_noise(text, vocab))
+    stripped = strip_noise(text, vocab)
+    raw_tokens = tokenize(stripped)
     mod_phrases = vocab.modality_phrases.get(first_modality(raw_tokens, vocab, modality_code) or "")
-    tokens = _transabdominal(normalize_tokens(text, vocab, lexicon, mod_phrases))
+    tokens = _transabdominal(normalize_tokens(text, vocab, lexicon, mod_phrases, stripped=stripped))
     tokens = [*tokens, *_trimester(text, tokens)]
     modality, source = _modality(tokens, vocab, modality_code)
     if modality == "PET" and "pet" not in tokens:

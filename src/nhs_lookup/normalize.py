@@ -130,11 +130,13 @@ def normalize_tokens(
     vocab: Vocabulary | None = None,
     lexicon: Collection[str] | None = None,
     modality_phrases: Mapping[str, str] | None = None,
+    *,
+    stripped: str | None = None,
 ) -> list[str]:
     """The canonical token list of *text* (see module docstring). *modality_phrases*: rewrites that
-    hold for the name's modality only (``indications.yaml`` ``modality_abbreviations``)."""
+    hold for the name's modality only (``indications.yaml`` ``modality_abbreviations``). *stripped*: ``strip_noise(text)`` when the caller has it already."""
     vocab = vocab or default_vocabulary()
-    t = apply_symbols(strip_noise(text, vocab), vocab)
+    t = apply_symbols(stripped if stripped is not None else strip_noise(text, vocab), vocab)
     tokens = tokenize(t)
     if modality_phrases:
         tokens = rewrite_exact(tokens, modality_phrases)

@@ -75,6 +75,7 @@ class Vocabulary:
     unspecific_words: frozenset[str] = frozenset()
     generic_words: frozenset[str] = frozenset()  # "miscellaneous"-type words (no part, no action)
     time_billed: re.Pattern[str] | None = None  # a duration where the body part should be
+    non_clinical_any: re.Pattern[str] | None = None  # all non-clinical patterns in one (pre-filter)
     techniques: dict[str, str] = field(default_factory=dict)  # phrase -> technique tag
     interventional: frozenset[str] = frozenset()
     interventional_neutral: frozenset[str] = frozenset()  # studies with intrinsic injection
@@ -239,6 +240,8 @@ def _load_noise(v: Vocabulary, noise: dict, nc: dict) -> None:
     for reason, patterns in (nc.get("patterns") or {}).items():
         for p in patterns:
             v.non_clinical.append((reason, re.compile(p)))
+    if v.non_clinical:
+        v.non_clinical_any = re.compile("|".join(f"(?:{p.pattern})" for _, p in v.non_clinical))
     v.unspecific_words = frozenset(nc.get("unspecific_words") or [])
     v.generic_words = frozenset(nc.get("generic_words") or [])
     v.time_billed = re.compile(nc["time_billed"]) if nc.get("time_billed") else None
