@@ -32,6 +32,8 @@ FEATURES: tuple[str, ...] = (
     "contrast_agree",
     "action_stated",
     "action_agree",
+    "technique_stated",
+    "technique_agree",
     "interventional",
     "coverage",  # share of the name's content words found in the row
     "extra_words",  # row words the name does not state
@@ -72,7 +74,8 @@ def unknown_count(clean_text: str, known: Collection[str]) -> int:
 
 def review_flag(margin: float, p: PreparedQuery, comp: dict[str, float]) -> bool:
     """An answer a person should see whatever its score: a near tie with the second row, or a row that
-    does not carry what the name states (its side, its contrast, its modality)."""
+    does not carry what the name states (its side, its contrast, its modality). A stated technique the
+    row lacks was tried too: no clear gain in cross-validation (docs/nhs_lookup_framework.md)."""
     return (
         margin < AMBIGUITY_MARGIN
         or (p.q_laterality != 0 and comp.get("laterality", 0.0) < 0.99)
@@ -132,6 +135,8 @@ def result_features(
         float(comp.get("contrast", 0.0) >= 0.95),  # "without" stated: the plain row agrees (0.95)
         float(q_action != 0),
         float(q_action != 0 and (q_action & cand_action) != 0),
+        float(bool(c.technique)),
+        float(comp.get("technique", 0.0) >= 0.99),
         float(p.q_interventional),
         _at(p.coverage, pos),
         min(_at(p.extra_words, pos), 3.0),
