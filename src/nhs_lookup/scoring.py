@@ -76,14 +76,26 @@ class RankOutput:
 
 
 _MATRIX_CACHE: dict[str, np.ndarray] = {}
+# id(table) -> (table, a copy of it, matrix): one entry, for the config every call of a run shares
+_LAST_TABLE: dict[int, tuple[dict, dict, np.ndarray]] = {}
 
 
 def modality_matrix(scoring: ScoringConfig) -> np.ndarray:
     """Similarity of canonical modalities: vocabulary defaults overlaid with the config table."""
-    key = repr(sorted((k, sorted(v.items())) for k, v in scoring.modality_similarity.items()))
-    cached = _MATRIX_CACHE.get(key)
-    if cached is not None:
-        return cached
+    table = scoring.modality_similarity
+    last = _LAST_TABLE.get(id(table))
+    if last is not None and last[0] is table and last[1] == table:
+        return last[2]  # the same (unchanged) table as the previous call: skip building the key
+    key = repr(sorted((k, sorted(v.items())) for k, v in table.items()))
+    m = _MATRIX_CACHE.get(key)
+    if m is None:
+        m = _MATRIX_CACHE[key] = _build_matrix(scoring)
+    _LAST_TABLE.clear()
+    _LAST_TABLE[id(table)] = (table, {k: dict(v) for k, v in table.items()}, m)
+    return m
+
+
+def _build_matrix(scoring: ScoringConfig) -> np.ndarray:
     vocab = default_vocabulary()
     n = len(MODALITY_LIST) + 1
     m = np.zeros((n, n), dtype=np.float32)
@@ -98,7 +110,6 @@ def modality_matrix(scoring: ScoringConfig) -> np.ndarray:
             b = vocab.canonical_modality(b_name)
             if a in MODALITIES and b in MODALITIES and a != b:
                 m[MODALITIES[a], MODALITIES[b]] = m[MODALITIES[b], MODALITIES[a]] = float(v)
-    _MATRIX_CACHE[key] = m
     return m
 
 
