@@ -63,7 +63,7 @@ def evaluate(
 
     from echoquality.charts import save_metric_plots
     from echoquality.dicom import SkipError
-    from echoquality.model import load_model, predict_scores, resolve_device
+    from echoquality.model import load_model, resolve_device, score_batch
     from echoquality.preprocess import load_clip, normalize_clip
 
     cfg = preprocess or PreprocessConfig()
@@ -79,8 +79,7 @@ def evaluate(
     def flush() -> None:
         if not batch:
             return
-        x = torch.from_numpy(np.stack([b[3] for b in batch])).to(dev)
-        scores = predict_scores(model, x)
+        scores = score_batch(model, np.stack([b[3] for b in batch]), dev)
         for (p, y, clip, tensor), s in zip(batch, scores, strict=True):
             preds.append(Prediction(str(p), y, float(s)))
             if gradcam_dir is not None:
