@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from echoquality.scoring import DEFAULT_THRESHOLD
+
 
 def register(app: typer.Typer) -> None:
     """Add `analyze` to *app*."""
@@ -29,7 +31,7 @@ def register(app: typer.Typer) -> None:
         max_high_quality: int = typer.Option(800, help="Cap on high-quality clips prepare-data would take."),
         max_low_quality: int = typer.Option(300, help="Cap on low-quality clips prepare-data would take."),
         seed: int = typer.Option(42, help="Seed for the capped sampling (same as prepare-data)."),
-        threshold: float = typer.Option(0.3, help="PASS threshold drawn on the score plot."),
+        threshold: float = typer.Option(DEFAULT_THRESHOLD, help="PASS threshold drawn on the score plot."),
         no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
     ) -> None:
         """Report totals, pass rate, score quantiles, assessment bands, per machine type and folder,

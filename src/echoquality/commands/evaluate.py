@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from echoquality.scoring import DEFAULT_THRESHOLD
+
 
 def register(app: typer.Typer) -> None:
     """Add `evaluate` to *app*."""
@@ -25,7 +27,7 @@ def register(app: typer.Typer) -> None:
         ),
         output: Path = typer.Option(Path("results/evaluation"), "--output", help="Report folder."),
         threshold: float | None = typer.Option(
-            None, "--threshold", help="PASS threshold (default: config, 0.3)."
+            None, "--threshold", help=f"PASS threshold (default: config, {DEFAULT_THRESHOLD:g})."
         ),
         bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% intervals."),
         seed: int = typer.Option(42, "--seed", help="Seed of the bootstrap."),

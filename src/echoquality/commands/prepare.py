@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from echoquality.scoring import DEFAULT_THRESHOLD
+
 
 def register(app: typer.Typer) -> None:
     """Add `prepare-data` to *app*."""
@@ -43,7 +45,9 @@ def register(app: typer.Typer) -> None:
             help="Write the N least certain unlabelled clips to review_queue.csv for expert labelling.",
         ),
         review_center: float = typer.Option(
-            0.3, "--review-center", help="Uncertainty centre for --review-queue: the PASS threshold (0.3)."
+            DEFAULT_THRESHOLD,
+            "--review-center",
+            help=f"Uncertainty centre for --review-queue: the PASS threshold ({DEFAULT_THRESHOLD:g}).",
         ),
         force: bool = typer.Option(False, "--force", help="Replace an existing training set in --output."),
     ) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 from echoquality.config import PreprocessConfig
 from echoquality.evaluation.metrics import Interval, MetricsReport, bootstrap_ci, evaluate_predictions
 from echoquality.provenance import package_versions
+from echoquality.scoring import DEFAULT_THRESHOLD
 from echoquality.training.selection import read_labels
 
 
@@ -50,7 +51,7 @@ def evaluate(
     data_root: Path | None = None,
     output_dir: Path = Path("results/evaluation"),
     preprocess: PreprocessConfig | None = None,
-    threshold: float = 0.3,
+    threshold: float = DEFAULT_THRESHOLD,
     n_bootstrap: int = 1000,
     seed: int = 42,
     device: str = "auto",

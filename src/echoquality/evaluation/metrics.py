@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from echoquality.scoring import DEFAULT_THRESHOLD
+
 
 @dataclass(frozen=True)
 class ThresholdMetrics:
@@ -95,7 +97,7 @@ def ranking_metrics(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[float | Non
 def evaluate_predictions(
     y_true: Sequence[int] | np.ndarray,
     y_prob: Sequence[float] | np.ndarray,
-    thresholds: Sequence[float] = (0.5, 0.3),
+    thresholds: Sequence[float] = (0.5, DEFAULT_THRESHOLD),
     loss: float | None = None,
 ) -> MetricsReport:
     y = np.asarray(y_true).astype(int)
@@ -165,7 +167,7 @@ def _flat_fast(y: np.ndarray, p: np.ndarray, thresholds: Sequence[float]) -> dic
 def bootstrap_ci(
     y_true: Sequence[int] | np.ndarray,
     y_prob: Sequence[float] | np.ndarray,
-    thresholds: Sequence[float] = (0.5, 0.3),
+    thresholds: Sequence[float] = (0.5, DEFAULT_THRESHOLD),
     n_resamples: int = 1000,
     seed: int = 42,
     level: float = 0.95,

@@ -19,6 +19,7 @@ from typing import Any
 
 from echoquality.provenance import package_versions
 from echoquality.results_table import ResultRecord
+from echoquality.scoring import DEFAULT_THRESHOLD
 from echoquality.training.selection import (
     LabelledClip,
     PrepareError,
@@ -198,7 +199,7 @@ def write_training_set(
     force: bool = False,
     label_counts: dict[str, int] | None = None,
     queue: list[QueueRow] | None = None,
-    queue_center: float = 0.3,
+    queue_center: float = DEFAULT_THRESHOLD,
     data_dir: Path | None = None,
     source: str = "",
 ) -> PrepareReport:
@@ -246,7 +247,7 @@ class TrainingSetRequest:
     labels: Path | None = None  # human labels CSV (path,label)
     use_pseudo: bool = True
     review_queue_size: int = 0
-    review_center: float = 0.3
+    review_center: float = DEFAULT_THRESHOLD
     force: bool = False
 
 
