@@ -247,15 +247,21 @@ class CatalogueIndex:
             retrieval[stated] -= np.float32(0.6) * incompatible
         k = min(top_k, self.n)
         top = np.argpartition(-retrieval, k - 1, axis=1)[:, :k]
+        # Candidates best first, and every per-candidate feature, gathered for the whole batch at once.
+        order = np.argsort(-np.take_along_axis(retrieval, top, axis=1), axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+
+        def gather(a: np.ndarray) -> np.ndarray:
+            return np.take_along_axis(a, top, axis=1).astype(np.float32)
+
+        lex_t, sem_t, anat_t, cov_t, extra_t = (gather(a) for a in (lex, sem, anat, coverage, extra_all))
+        inter_t = gather(inter_t_all)
+        union_t = q_tech_n + self.tech_n[top] - inter_t
+        tech_t = np.where(union_t == 0, 1.0, inter_t / np.maximum(union_t, 1.0)).astype(np.float32)
         out = []
         groups = sorted(vocab.context_groups)
         for qi, p in enumerate(parsed):
             idx = top[qi]
-            idx = idx[np.argsort(-retrieval[qi, idx], kind="stable")]
-            inter_t = inter_t_all[qi, idx]
-            union_t = q_tech_n[qi, 0] + self.tech_n[idx] - inter_t
-            tech_q = np.where(union_t == 0, 1.0, inter_t / np.maximum(union_t, 1.0))
-            extra_q = extra_all[qi, idx]
             c = p.components
             ctx = sum(1 << i for i, g in enumerate(groups) if g in p.context)
             same_content = self.content_ids[idx] == self.content_id_of.get(p.content, -1)
@@ -263,12 +269,12 @@ class CatalogueIndex:
                 PreparedQuery(
                     components=c,
                     idx=idx.astype(np.int32),
-                    lexical=lex[qi, idx].astype(np.float32),
-                    semantic=sem[qi, idx].astype(np.float32),
-                    anatomy=anat[qi, idx].astype(np.float32),
-                    technique=tech_q.astype(np.float32),
-                    coverage=coverage[qi, idx].astype(np.float32),
-                    extra_words=extra_q.astype(np.float32),
+                    lexical=lex_t[qi],
+                    semantic=sem_t[qi],
+                    anatomy=anat_t[qi],
+                    technique=tech_t[qi],
+                    coverage=cov_t[qi],
+                    extra_words=extra_t[qi],
                     cand_modality=self.modality[idx],
                     cand_laterality=self.laterality[idx],
                     cand_contrast=self.contrast[idx],
