@@ -10,6 +10,7 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -128,6 +129,13 @@ def write_analysis(analysis: Analysis, output_dir: Path) -> Path:
     return path
 
 
+def _save_figure(plt: Any, fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def write_plots(
     records: list[ResultRecord], analysis: Analysis, output_dir: Path, threshold: float
 ) -> list[Path]:
@@ -150,11 +158,7 @@ def write_plots(
     ax.set_xlabel("quality score")
     ax.set_ylabel("files")
     ax.set_title("Score distribution per machine type")
-    fig.tight_layout()
-    p = output_dir / "analysis_score_by_machine.png"
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
-    paths.append(p)
+    paths.append(_save_figure(plt, fig, output_dir / "analysis_score_by_machine.png"))
 
     folders = [f for f, g in analysis.by_folder.items() if g.pass_rate is not None]
     fig, ax = plt.subplots(figsize=(8, max(3.0, 0.3 * len(folders) + 1)))
@@ -162,9 +166,5 @@ def write_plots(
     ax.set_xlim(0, 100)
     ax.set_xlabel("pass rate (%)")
     ax.set_title("Pass rate per folder")
-    fig.tight_layout()
-    p = output_dir / "analysis_pass_rate_by_folder.png"
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
-    paths.append(p)
+    paths.append(_save_figure(plt, fig, output_dir / "analysis_pass_rate_by_folder.png"))
     return paths
