@@ -229,10 +229,11 @@ def open_study(opts: OptimizeOptions, *, create_only: bool = False) -> Any:
     """
     import optuna
 
-    from .paths import sqlalchemy_url
+    from nhs_lookup.storage.engine import database_url
+
     from .store import add_sqlite_pragmas
 
-    storage = optuna.storages.RDBStorage(sqlalchemy_url(opts.storage))
+    storage = optuna.storages.RDBStorage(database_url(opts.storage))
     add_sqlite_pragmas(storage.engine)
     sampler = make_sampler(opts.strategy, opts.seed)
     if opts.join:

@@ -20,8 +20,15 @@ from sqlalchemy.engine import Engine
 BUSY_TIMEOUT_S = 30
 
 
+#: Driverless PostgreSQL URL prefixes, mapped to psycopg 3 (the driver in the ``distributed`` extra).
+_PG_PREFIXES = ("postgresql://", "postgres://")
+
+
 def database_url(db: str) -> str:
-    """A SQLAlchemy URL as given, or a plain file path turned into a SQLite URL."""
+    """A SQLAlchemy URL as given (``postgresql://`` mapped to psycopg), or a file path as a SQLite URL."""
+    for prefix in _PG_PREFIXES:
+        if db.startswith(prefix):
+            return "postgresql+psycopg://" + db[len(prefix) :]
     if "://" in db:
         return db
     return f"sqlite:///{Path(db).expanduser()}"
@@ -57,4 +64,16 @@ def make_engine(db: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S})
         add_sqlite_pragmas(engine)
         return engine
+    if url.startswith("postgresql+psycopg"):
+        _require_psycopg()
     return create_engine(url, pool_pre_ping=True)
+
+
+def _require_psycopg() -> None:
+    """One clear line instead of a driver traceback when psycopg is not installed."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        raise ValueError(
+            "PostgreSQL needs the psycopg driver: pip install 'radiology-qc[distributed]'"
+        ) from exc
