@@ -177,7 +177,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
     pytest.importorskip("ray", reason="ray not installed (pip install '.[distributed]')")
     marks = tmp_path_factory.mktemp("ray_marks")
     port = free_port()
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", **{MARK_DIR_ENV: str(marks)})
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", **{MARK_DIR_ENV: str(marks), TASK_SLEEP_ENV: "0.4"})
     # a killed node is declared dead after ~1.5 s instead of the default ~15 s
     env.update(RAY_health_check_period_ms="500", RAY_health_check_failure_threshold="3")
     cluster = RayCluster(f"127.0.0.1:{port}", marks, env)

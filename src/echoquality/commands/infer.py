@@ -78,6 +78,17 @@ def infer(
     no_plots: bool = typer.Option(False, "--no-plots", help="Do not draw the PNG charts."),
     gradcam: bool = typer.Option(False, "--gradcam", help="Save a Grad-CAM GIF per scored file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="local (process pool, default) | ray (Ray tasks + model actors; docs/scaling.md).",
+    ),
+    address: str = typer.Option(
+        None, "--address", help="--engine ray: cluster to join (auto | HOST:PORT); default a local Ray."
+    ),
+    actors: int = typer.Option(
+        None, "--actors", min=1, help="--engine ray: model actors (default one per GPU, else 1)."
+    ),
 ) -> None:
     """Score every echo cine under DATA_DIR/<folder>/** and write results in the original tool's format.
 
@@ -88,6 +99,7 @@ def infer(
     Exit code 0 when the run completed (even with skipped files); 2 for usage errors (no or invalid weights, missing data folder, output made with other weights).
     """
     from rich.console import Console
+    from rich.markup import escape
 
     from echoquality.config import load_config
 
@@ -124,7 +136,15 @@ def infer(
     _sigterm_as_interrupt()
     try:
         summary = run_inference(
-            cfg, weights=weights_path, force=force, clean=clean, progress=not quiet, console=console
+            cfg,
+            weights=weights_path,
+            force=force,
+            clean=clean,
+            progress=not quiet,
+            console=console,
+            engine=engine,
+            address=address,
+            actors=actors,
         )
     except WeightsError as exc:
         err.print(f"[red]weights error:[/] {exc}")
@@ -132,7 +152,7 @@ def infer(
             err.print(NO_WEIGHTS_HELP)
         raise typer.Exit(2) from exc
     except InferenceError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")  # paths and extras may hold [..]
         raise typer.Exit(2) from exc
     except KeyboardInterrupt:
         err.print(

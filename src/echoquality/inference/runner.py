@@ -415,11 +415,22 @@ def run_inference(
     clean: bool = False,
     progress: bool = True,
     console: Any = None,
+    engine: str = "local",
+    address: str | None = None,
+    actors: int | None = None,
 ) -> InferenceSummary:
     """Score every file under ``cfg.inference.data_dir`` and write all outputs (see the package docs).
 
+    *engine* ``"ray"`` decodes as Ray tasks and scores in Ray model actors (``ray_engine``; *address*:
+    a cluster, or None for a local one; *actors*: model replicas); the outputs are the same.
     Raises :class:`InferenceError` for usage problems and ``echoquality.model.WeightsError`` for weights
     that are missing or do not fit; per-file problems never raise (they are recorded as skips).
     """
-    run = InferenceRun(cfg, weights, force=force, clean=clean, progress=progress, console=console)
-    return run.run()
+    options: dict[str, Any] = {"force": force, "clean": clean, "progress": progress, "console": console}
+    if engine == "ray":
+        from .ray_engine import RayInferenceRun  # Ray is imported only on this path
+
+        return RayInferenceRun(cfg, weights, address=address, actors=actors, **options).run()
+    if engine != "local":
+        raise InferenceError(f"unknown engine {engine!r}: use local or ray")
+    return InferenceRun(cfg, weights, **options).run()

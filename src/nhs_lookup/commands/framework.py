@@ -40,8 +40,17 @@ CatalogueOpt = Annotated[
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
-        "--config-path", help="Engine config YAML (e.g. optimized_config.yaml). Default: built-in defaults."
+        "--config",
+        help="Engine config YAML (e.g. optimized_config.yaml); missing keys keep their defaults.",
+        show_default="built-in defaults",
     ),
+]
+ConfigAliasOpt = Annotated[
+    Path | None, typer.Option("--config-path", hidden=True, help="Old name of --config.")
+]
+CPU_COUNT = os.cpu_count() or 1
+WorkersAliasOpt = Annotated[
+    int | None, typer.Option("--max-workers", hidden=True, min=1, help="Old name of --workers.")
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for the random split and the samplers.")]
 SplitOpt = Annotated[
@@ -58,7 +67,9 @@ ForceModelOpt = Annotated[
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
+    from rich.markup import escape
+
+    err.print(f"[red]error:[/red] {escape(message)}")  # messages may hold [..] (paths, pip extras)
     return typer.Exit(code)
 
 
@@ -119,16 +130,21 @@ def train(
         ),
     ] = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Cases per worker task.")] = 1000,
-    max_workers: Annotated[
-        int, typer.Option("--max-workers", min=1, help="Worker processes (each builds the engine once).")
-    ] = 4,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=1, help="Worker processes (each builds the engine once); default: the CPU count."
+        ),
+    ] = CPU_COUNT,
+    max_workers: WorkersAliasOpt = None,
     checkpoint_interval: Annotated[
         int,
         typer.Option(
             "--checkpoint-interval", min=1, help="Commit results and a checkpoint every N processed cases."
         ),
     ] = 2500,
-    config_path: ConfigOpt = None,
+    config: ConfigOpt = None,
+    config_path: ConfigAliasOpt = None,
     catalogue: CatalogueOpt = None,
     db: Annotated[
         str, typer.Option("--db", help="SQLAlchemy URL or SQLite file path of the result store.")
@@ -161,6 +177,18 @@ def train(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
     model: ModelOpt = None,
     force_model: ForceModelOpt = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine", help="local (process pool, default) | ray (chunks as Ray tasks; docs/scaling.md)."
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address", help="--engine ray: cluster to join (auto | HOST:PORT); default a local Ray."
+        ),
+    ] = None,
 ) -> None:
     """Run the engine over a (large) case set: worker processes, a SQL result store, checkpoints and resume.
 
@@ -170,6 +198,7 @@ def train(
     from nhs_lookup.framework.report import render_report
     from nhs_lookup.framework.train import ResumeMismatchError, TrainOptions, run_training
 
+    config_path = config or config_path
     paths, catalogue = _datasets(dataset, dataset_dir, "dev_gold.json", catalogue)
     name = experiment_name or f"train-{Path(paths[0]).stem}"
     opts = TrainOptions(
@@ -182,7 +211,7 @@ def train(
         model=str(model) if model is not None else None,
         force_model=force_model,
         chunk_size=chunk_size,
-        max_workers=max_workers,
+        max_workers=max_workers or workers,
         checkpoint_interval=checkpoint_interval,
         validation_split=validation_split,
         split_by=split_by,
@@ -191,6 +220,8 @@ def train(
         force=force,
         log_dir=log_dir,
         show_progress=progress,
+        engine=engine,
+        address=address,
     )
     try:
         run = run_training(opts)
@@ -230,13 +261,15 @@ def optimize(
             help="Optuna study name (resumed if it exists). Default: optimize-<file>-<strategy>.",
         ),
     ] = None,
-    config_path: Annotated[
+    config: Annotated[
         Path | None,
         typer.Option(
-            "--config-path",
-            help="Starting config (trial 0, and the baseline figures). Default: built-in defaults.",
+            "--config",
+            help="Starting config (trial 0, and the baseline figures).",
+            show_default="built-in defaults",
         ),
     ] = None,
+    config_path: ConfigAliasOpt = None,
     max_experiments: Annotated[
         int, typer.Option("--max-experiments", min=1, help="Trials to run in this invocation.")
     ] = 25,
@@ -263,32 +296,46 @@ def optimize(
     ] = 0.3,
     split_by: SplitOpt = "source",
     early_stopping_threshold: Annotated[
-        float,
-        typer.Option("--early-stopping-threshold", help="Stop once the best TRAINING top-1 reaches this."),
-    ] = 0.95,
+        float | None,
+        typer.Option(
+            "--early-stopping-threshold",
+            help="Stop once the best TRAINING top-1 reaches this (e.g. 0.95).",
+            show_default="off: run every trial",
+        ),
+    ] = None,
     patience: Annotated[
         int, typer.Option("--patience", min=0, help="Stop after N trials without improvement (0: off).")
     ] = 0,
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="Stop starting trials after this many seconds.")
     ] = None,
-    max_workers: Annotated[
+    workers: Annotated[
         int,
         typer.Option(
-            "--max-workers", min=1, help="Processes used to prepare (parse + retrieve) large case sets."
+            "--workers",
+            min=1,
+            help="Processes that prepare (parse + retrieve) large case sets; default: CPU count.",
         ),
-    ] = 4,
+    ] = CPU_COUNT,
+    max_workers: WorkersAliasOpt = None,
     output: Annotated[
         Path,
-        typer.Option("--output", "-o", help="Where the best config is written (loadable by --config-path)."),
+        typer.Option("--output", "-o", help="Where the best config is written (loadable by --config)."),
     ] = Path("optimized_config.yaml"),
     mlflow: Annotated[
         bool,
         typer.Option(
-            "--mlflow/--no-mlflow", help="Log each trial to MLflow (local ./mlruns unless --mlflow-uri)."
+            "--mlflow/--no-mlflow",
+            help="Log the study to MLflow: the working directory's store (sqlite:///mlruns/mlflow.db, shared "
+            "with echoquality train) unless --mlflow-uri / $MLFLOW_TRACKING_URI.",
         ),
     ] = True,
-    mlflow_uri: Annotated[str | None, typer.Option("--mlflow-uri", help="MLflow tracking URI.")] = None,
+    mlflow_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--mlflow-uri", help="MLflow tracking URI.", show_default="$MLFLOW_TRACKING_URI or ./mlruns"
+        ),
+    ] = None,
     create_study: Annotated[
         bool,
         typer.Option(
@@ -317,6 +364,7 @@ def optimize(
         raise _fail(f"unknown --strategy {strategy!r}; use one of {', '.join(workflow.STRATEGIES)}")
     if create_study and join:
         raise _fail("--create-study and --join exclude each other")
+    config_path = config or config_path
     paths, catalogue = _datasets(dataset, dataset_dir, "dev_gold.json", catalogue)
     study_name = experiment_name or f"optimize-{Path(paths[0]).stem}-{strategy}"
     opts = workflow.OptimizeOptions(
@@ -328,7 +376,7 @@ def optimize(
         early_stopping_threshold=early_stopping_threshold,
         patience=patience,
         timeout_s=timeout,
-        max_workers=max_workers,
+        max_workers=max_workers or workers,
         output=output,
         mlflow=mlflow,
         mlflow_uri=mlflow_uri,
@@ -435,7 +483,7 @@ def _print_optimize(result: Any, study_name: str, strategy: str) -> None:
     else:
         console.print(f"[dim]{run.importance_note}[/dim]")
     console.print(f"[dim]{run.mlflow_note}[/dim]")
-    console.print(f"best config written to [bold]{run.output}[/bold] (use it with --config-path)")
+    console.print(f"best config written to [bold]{run.output}[/bold] (use it with --config)")
 
 
 # ---------------------------------------------------------------------------------------- validate
@@ -447,7 +495,8 @@ def validate(
             help="Labelled sanity set. Default: ../shared/nhs/sanity_gold.json if present, else the bundled sample.",
         ),
     ] = None,
-    config_path: ConfigOpt = None,
+    config: ConfigOpt = None,
+    config_path: ConfigAliasOpt = None,
     catalogue: CatalogueOpt = None,
     min_accuracy: Annotated[
         float, typer.Option("--min-accuracy", help="Exit with code 1 when top-1 accuracy is below this.")
@@ -464,7 +513,7 @@ def validate(
     paths, catalogue = _datasets(
         [sanity_test_path] if sanity_test_path else None, None, "sanity_gold.json", catalogue
     )
-    opts = workflow.ValidateOptions(paths, catalogue, config_path, min_accuracy, model, force_model)
+    opts = workflow.ValidateOptions(paths, catalogue, config or config_path, min_accuracy, model, force_model)
     try:
         run = workflow.run(opts)
     except (CaseFileError, FileNotFoundError, ValueError) as exc:

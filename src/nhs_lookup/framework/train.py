@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ class TrainOptions:
     force: bool = False
     log_dir: Path = LOG_DIR
     show_progress: bool = True
+    engine: str = "local"  # local (process pool) | ray (chunks as Ray tasks; framework/ray_runner.py)
+    address: str | None = None  # --engine ray: the cluster to join; None starts a local Ray
 
 
 @dataclass
@@ -130,10 +133,31 @@ def _progress(enabled: bool) -> Any:
     )
 
 
+@contextmanager
+def _chunk_mapper(
+    opts: TrainOptions, spec: EngineSpec
+) -> Iterator[Callable[[Any], Iterator[list[CaseOutcome]]]]:
+    """chunks -> outcome lists in input order: a local process pool, or Ray tasks (``--engine ray``)."""
+    if opts.engine == "ray":
+        from .ray_runner import RayChunkMap  # Ray is imported only on this path
+
+        with RayChunkMap(spec, opts.address, opts.max_workers) as ray_map:
+            yield ray_map
+        return
+    with make_pool(spec, opts.max_workers) as pool:
+        yield lambda chunks: ordered_map(pool, process_chunk, chunks, max_in_flight=2 * opts.max_workers)
+
+
 def run_training(opts: TrainOptions) -> TrainRun:
     """Run (or resume) one training session and return its report. Raises on unusable input."""
     if opts.chunk_size < 1 or opts.max_workers < 1 or opts.checkpoint_interval < 1:
         raise ValueError("--chunk-size, --max-workers and --checkpoint-interval must be at least 1")
+    if opts.engine not in ("local", "ray"):
+        raise ValueError(f"unknown --engine {opts.engine!r}: use local or ray")
+    if opts.engine == "ray":
+        from .ray_runner import import_ray
+
+        import_ray()  # a missing Ray is a one-line error before any work
     files = expand_paths(opts.datasets)
     info = scan_dataset(files)
     if opts.model is not None:
@@ -219,10 +243,10 @@ def _run(opts: TrainOptions, files: list[Path], info: DatasetInfo, store: Traini
     store.engine.dispose()  # no open database connection is inherited by forked workers
     spec = EngineSpec.of(opts.config, opts.catalogue, opts.model, opts.force_model)
     try:
-        with make_pool(spec, opts.max_workers) as pool, _progress(opts.show_progress) as progress:
+        with _chunk_mapper(opts, spec) as run_chunks, _progress(opts.show_progress) as progress:
             task = progress.add_task(opts.experiment_name, total=info.total_cases, completed=done, rate="-")
             chunks = chunked(_work(files, plan, done, errors), opts.chunk_size)
-            for outcomes in ordered_map(pool, process_chunk, chunks, max_in_flight=2 * opts.max_workers):
+            for outcomes in run_chunks(chunks):
                 pending.extend(outcomes)
                 processed += len(outcomes)
                 while processed >= next_boundary:

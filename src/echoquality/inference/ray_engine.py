@@ -1,0 +1,267 @@
+"""``echoquality infer --engine ray``: decode + preprocess as Ray tasks feeding a pool of model actors.
+
+Why plain Ray tasks and actors rather than a Ray Data pipeline: every file must yield exactly one outcome
+(a skip reason or a score) keyed by its job index, in-flight work must stay bounded, and a lost node must
+cost only a retry. Tasks give that directly (``max_retries`` re-runs a task whose worker or node died,
+lineage rebuilds a decoded tensor lost with its node), with no extra operator actors or executor
+threads competing for the cores of a small machine. Decoded tensors stay in the object store and go
+straight to a model actor (``num_gpus=1`` each when the cluster has GPUs, otherwise one CPU actor that,
+like the local engine's main process, reserves no CPU so decoding keeps every core).
+
+The run itself is :class:`~echoquality.inference.runner.InferenceRun` with the worker and scoring steps
+replaced, so outputs, resume rules, skip reasons and the progress display are the local engine's.
+This module is imported only for ``--engine ray``; nothing else imports Ray.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from echoquality.config import PreprocessConfig
+from echoquality.results_schema import short_detail
+from echoquality.scoring import assessment_for, status_for
+
+from .errors import InferenceError
+from .runner import FLUSH_EVERY_S, InferenceRun, _apply_info, _file_result, decode_cap
+from .workers import WORKER_DIED, _Job, _Outcome, preprocess_job
+
+RAY_MISSING = "--engine ray needs Ray: pip install 'radiology-qc[distributed]'"
+#: Test hooks (fault tests only): each task writes a marker named after its node label, then sleeps.
+MARK_DIR_ENV, NODE_LABEL_ENV, TASK_SLEEP_ENV = (
+    "RADQC_TEST_TASK_MARKS",
+    "RADQC_TEST_NODE",
+    "RADQC_TEST_TASK_SLEEP",
+)
+TASK_RETRIES = 3
+ACTOR_RESTARTS = 4
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or :class:`InferenceError` with the extra to install."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise InferenceError(RAY_MISSING) from exc
+    return ray
+
+
+def connect(address: str | None, num_cpus: int) -> Any:
+    """Join the cluster at *address* ("auto" or HOST:PORT), or start a local one with *num_cpus* CPUs."""
+    ray = import_ray()
+    if not ray.is_initialized():
+        options: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False}
+        if address:
+            ray.init(address=address, **options)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, **options)
+    return ray
+
+
+def test_task_hook() -> None:
+    """Fault-test hook: mark that a task started on this node and optionally sleep (no-op normally)."""
+    marks = os.environ.get(MARK_DIR_ENV)
+    if marks:
+        label = os.environ.get(NODE_LABEL_ENV, "node")
+        Path(marks, f"{label}-{os.getpid()}-{uuid.uuid4().hex[:8]}").touch()
+        time.sleep(float(os.environ.get(TASK_SLEEP_ENV, "0") or 0))
+
+
+def decode_task(job: _Job, cfg: PreprocessConfig, cap: int | None) -> tuple[_Outcome, Any]:
+    """Ray task body: one file's outcome without its tensor, and the tensor (None for a skip)."""
+    test_task_hook()
+    out = preprocess_job(job, cfg, cap)
+    tensor, out.tensor, out.clip = out.tensor, None, None
+    return out, tensor
+
+
+class ScoreActor:
+    """A model replica: built once from the weights, scores batches of decoded tensors."""
+
+    def __init__(self, state_dict: dict[str, Any], device: str) -> None:
+        import torch
+
+        from echoquality.model import model_from_state_dict
+
+        if device == "cpu":  # like the local engine's main process: torch uses every core
+            torch.set_num_threads(max(1, os.cpu_count() or 1))
+        self.model = model_from_state_dict(state_dict, torch.device(device))
+
+    def score(self, *tensors: Any) -> list[float]:
+        import numpy as np
+        import torch
+
+        from echoquality.model import predict_scores
+
+        return [float(s) for s in predict_scores(self.model, torch.from_numpy(np.stack(tensors)))]
+
+
+class RayPipeline:
+    """Decode tasks -> batches of object refs -> model actors; yields ``(outcome, score or None)``.
+
+    At most *max_in_flight* files are decoding, waiting in a batch or being scored. A decode task whose
+    worker or node died is retried by Ray (``TASK_RETRIES``); one that still fails is reported as
+    ``decode_error``. Every job yields exactly one pair.
+    """
+
+    def __init__(
+        self, ray: Any, jobs: Sequence[_Job], cfg: PreprocessConfig, *, cap: int | None, max_in_flight: int
+    ) -> None:
+        self.ray = ray
+        self._queue = deque(jobs)
+        self.max_in_flight = max(1, max_in_flight)
+        self._decode = ray.remote(num_returns=2, max_retries=TASK_RETRIES)(decode_task)
+        self._args = (ray.put(cfg), cap)
+        self._decoding: dict[Any, tuple[_Job, Any]] = {}
+        self._batch: list[tuple[_Outcome, Any]] = []
+        self._scoring: dict[Any, list[_Outcome]] = {}
+        self._in_scoring = 0
+        self.actors: list[Any] = []
+        self._next_actor = 0
+        self.batch_size = 1
+
+    def add_actors(self, state_dict: dict[str, Any], device: str, n: int, batch_size: int) -> None:
+        num_gpus = 1 if device.startswith("cuda") else 0
+        cls = self.ray.remote(ScoreActor).options(
+            num_cpus=0, num_gpus=num_gpus, max_restarts=ACTOR_RESTARTS, max_task_retries=-1
+        )
+        weights = self.ray.put(state_dict)
+        self.actors = [cls.remote(weights, device) for _ in range(max(1, n))]
+        self.batch_size = max(1, batch_size)
+
+    def _in_flight(self) -> int:
+        return len(self._decoding) + len(self._batch) + self._in_scoring
+
+    def fill(self) -> None:
+        while self._queue and self._in_flight() < self.max_in_flight:
+            job = self._queue.popleft()
+            meta, tensor = self._decode.remote(job, *self._args)
+            self._decoding[meta] = (job, tensor)
+
+    def _dispatch(self) -> None:
+        batch, self._batch = self._batch[: self.batch_size], self._batch[self.batch_size :]
+        actor = self.actors[self._next_actor % len(self.actors)]
+        self._next_actor += 1
+        self._scoring[actor.score.remote(*[ref for _, ref in batch])] = [o for o, _ in batch]
+        self._in_scoring += len(batch)
+
+    def _decoded(self, ref: Any) -> _Outcome | None:
+        """The outcome of a finished decode task; None when its tensor joined the batch."""
+        job, tensor = self._decoding.pop(ref)
+        try:
+            out: _Outcome = self.ray.get(ref)
+        except self.ray.exceptions.RayTaskError as exc:  # an exception inside the task
+            detail = f"worker failed: {type(exc.cause).__name__}: {exc.cause}"
+            return _Outcome(job.index, reason="decode_error", detail=short_detail(detail))
+        except self.ray.exceptions.RayError:  # its worker/node died more often than retried
+            return _Outcome(job.index, reason="decode_error", detail=WORKER_DIED)
+        if out.reason is not None:
+            return out
+        self._batch.append((out, tensor))
+        return None
+
+    def __iter__(self) -> Iterator[tuple[_Outcome, float | None]]:
+        self.fill()
+        while self._queue or self._decoding or self._batch or self._scoring:
+            while len(self._batch) >= self.batch_size or (
+                self._batch and not self._queue and not self._decoding
+            ):
+                self._dispatch()
+            ready, _ = self.ray.wait([*self._decoding, *self._scoring], num_returns=1)
+            for ref in ready:
+                if ref in self._decoding:
+                    out = self._decoded(ref)
+                    if out is not None:
+                        yield out, None
+                    continue
+                outs = self._scoring.pop(ref)
+                self._in_scoring -= len(outs)
+                yield from zip(outs, self.ray.get(ref), strict=True)
+            self.fill()
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
+        self.actors = []
+
+
+class RayInferenceRun(InferenceRun):
+    """:class:`InferenceRun` with decoding as Ray tasks and forward passes in Ray model actors."""
+
+    def __init__(self, *args: Any, address: str | None = None, actors: int | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.address, self.n_actors = address, actors
+
+    def _check_usage(self) -> None:
+        super()._check_usage()
+        if self.gradcam_fn is not None:
+            raise InferenceError("--gradcam is not available with --engine ray; run it with --engine local")
+        self.ray = import_ray()
+
+    def _start_workers(self) -> RayPipeline:
+        self.batch_size = max(1, int(self.icfg.batch_size))
+        self.workers = max(1, int(self.icfg.num_workers))
+        ray = connect(self.address, self.workers)
+        resources = ray.cluster_resources()
+        self.workers = int(resources.get("CPU", self.workers))
+        gpus = int(resources.get("GPU", 0))
+        if str(self.device) != "cpu" or (gpus and self.icfg.device == "auto"):
+            self.actor_device = "cuda" if gpus else str(self.device)
+        else:
+            self.actor_device = "cpu"
+        self.n_actors = self.n_actors or max(1, gpus if self.actor_device == "cuda" else 1)
+        in_flight = self.icfg.max_in_flight or (2 * self.batch_size * self.n_actors + 2 * self.workers)
+        self.pipeline = RayPipeline(
+            ray, self.jobs, self.cfg.preprocess, cap=decode_cap(self.cfg), max_in_flight=in_flight
+        )
+        return self.pipeline
+
+    def _build_model(self, state_dict: dict[str, Any]) -> None:
+        if self.jobs:
+            self.pipeline.add_actors(state_dict, self.actor_device, self.n_actors or 1, self.batch_size)
+        self.device = self.actor_device
+        return None
+
+    def _take(self, outcome: _Outcome, score: float | None) -> None:
+        f = self.job_files[outcome.index]
+        r = _file_result(f, self._path_text(f))
+        _apply_info(r, outcome.info)
+        if score is None:
+            r.skip_reason, r.skip_detail = outcome.reason or "other_errors", outcome.detail
+            self.counts["skipped"] += 1
+        else:
+            r.score = float(score)
+            r.status, r.assessment = status_for(r.score, self.threshold), assessment_for(r.score)
+            self.counts["scored"] += 1
+        self._record(r)
+        self.bar.advance(self.task)
+
+    def _score_all(self, pipeline: RayPipeline) -> float:  # type: ignore[override]
+        """Consume every (outcome, score) from the cluster; returns the loop's wall time."""
+        self.bar = self._progress_bar()
+        if self.jobs:
+            self.console.print(
+                f"Scoring {len(self.jobs)} file(s) ({self.reused} reused from earlier runs) on a Ray cluster: "
+                f"{self.n_actors} model actor(s) on {self.actor_device}, {self.workers} decode CPU(s), "
+                f"batch {self.batch_size}"
+            )
+        t_loop = time.perf_counter()
+        try:
+            with self.bar:
+                self.task = self.bar.add_task("scoring", total=len(self.jobs), info="")
+                for outcome, score in pipeline:
+                    self._take(outcome, score)
+                    self._progress_info()
+                    if time.perf_counter() - self.last_flush > FLUSH_EVERY_S:
+                        self._flush()
+        finally:
+            pipeline.close()
+            if not self.address:  # the local instance this run started
+                self.ray.shutdown()
+            self._flush()  # whatever finished survives an interruption
+        return time.perf_counter() - t_loop
