@@ -278,3 +278,20 @@ def test_cross_validation_auto_accept_uses_the_training_folds_threshold(sample_e
         calibrator = IsotonicCalibrator((0.0, 1.0), (0.0, 1.0), auto_accept_threshold=0.77)
 
     assert accept_threshold(_WithOwn(), cases) == 0.77  # a fitted model brings its out-of-fold threshold
+
+
+def test_format_1_model_with_isotonic_calibration_still_loads(sample_engine, tmp_path):
+    model = fit_model(sample_engine, _cases() + SHORTHAND, FitOptions(folds=3, correctness="isotonic"))
+    data = model.to_dict()
+    data["format_version"] = 1
+    data["calibration"] = {"method": "isotonic", "x": [0.2, 0.9], "y": [0.1, 0.95]}  # no threshold key
+    del data["auto_accept_threshold"]
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(data))
+    old = load_model(path)
+    assert isinstance(old.calibration, IsotonicCalibrator) and old.auto_accept_threshold is None
+    assert engine_with(sample_engine, old).lookup(UNSEEN).best.entry.name == "XR Knee Rt"
+    data["format_version"] = 99
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="newer than this package reads"):
+        load_model(path)
