@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+import click
 import typer
 
 app = typer.Typer(
@@ -27,8 +28,18 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"nhs_lookup.commands.{_name}").register(app)
 
 
+def flag_style(command: click.Command) -> click.Command:
+    """Show boolean flags as ``--x`` / ``--x/--no-x`` without a ``<bool>`` type label."""
+    for param in command.params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        flag_style(sub)
+    return command
+
+
 def main() -> None:
-    app()
+    flag_style(typer.main.get_command(app))()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,23 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _port_problem(host: str, port: int) -> str | None:
+    """Why HOST:PORT cannot be bound (one line), or ``None``; checked before the app starts so a busy
+    port exits 1 with a hint instead of uvicorn's own exit code."""
+    import socket
+
+    if port == 0:
+        return None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return f"cannot listen on {host}:{port} ({exc.strerror or exc}); is another server running? Use --port"
+    return None
+
+
 def serve(
     host: Annotated[
         str, typer.Option(help="Interface to bind. Keep 127.0.0.1 unless others must reach the service.")
@@ -125,6 +142,10 @@ def serve(
 
     from nhs_lookup.service.api import create_app
 
+    busy = _port_problem(host, port)
+    if busy:
+        console.print(f"[red]error:[/red] {busy}")
+        raise typer.Exit(1)
     engine = None
     if model is not None:
         from nhs_lookup.commands.fit import model_engine
@@ -137,6 +158,10 @@ def serve(
     except Exception as exc:  # startup failures (bad catalogue, port in use) -> clear message, exit 1
         console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
         raise typer.Exit(1) from None
+    except SystemExit as exc:  # uvicorn exits 3 when startup fails; the documented code is 1
+        if exc.code not in (0, None):
+            raise typer.Exit(1) from None
+        raise
 
 
 def register(app: typer.Typer) -> None:

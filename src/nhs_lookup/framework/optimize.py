@@ -72,13 +72,13 @@ class OptimizeOptions:
     strategy: str = "tpe"
     max_experiments: int = 25
     seed: int = 0
-    early_stopping_threshold: float = 0.95
+    early_stopping_threshold: float | None = None  # None: run every trial
     patience: int = 0  # 0: off
     timeout_s: float | None = None
     max_workers: int = 1
     output: Path = Path("optimized_config.yaml")
     mlflow: bool = True
-    mlflow_uri: str | None = None  # None: local ./mlruns
+    mlflow_uri: str | None = None  # None: $MLFLOW_TRACKING_URI or sqlite:///./mlruns/mlflow.db
     join: bool = False  # load an existing (shared) study instead of creating it
 
 
@@ -248,10 +248,10 @@ def open_study(opts: OptimizeOptions, *, create_only: bool = False) -> Any:
 
 
 class EarlyStopping:
-    """Stop the study when the best training top-1 reaches *threshold*, or after *patience*
-    completed trials without improving the objective (patience 0: never)."""
+    """Stop the study when the best training top-1 reaches *threshold* (``None``: never), or after
+    *patience* completed trials without improving the objective (patience 0: never)."""
 
-    def __init__(self, threshold: float, patience: int) -> None:
+    def __init__(self, threshold: float | None, patience: int) -> None:
         self.threshold = threshold
         self.patience = patience
         self.best = -math.inf
@@ -268,12 +268,34 @@ class EarlyStopping:
             self.since_best = 0
         else:
             self.since_best += 1
-        if trial.user_attrs.get("train_top1", 0.0) >= self.threshold:
+        if self.threshold is not None and trial.user_attrs.get("train_top1", 0.0) >= self.threshold:
             self.reason = f"training top-1 {trial.user_attrs['train_top1']:.3f} >= early-stopping threshold {self.threshold}"
             study.stop()
         elif self.patience and self.since_best >= self.patience:
             self.reason = f"no improvement in {self.patience} trials (patience)"
             study.stop()
+
+
+# MLflow 3's UI opens experiments in its GenAI view unless they are marked as model development.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def default_tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI`` or ``sqlite:///<cwd>/mlruns/mlflow.db``: the one store per working
+    directory that ``echoquality train`` uses too (a plain-file store in the same folder would clash)."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    root = (Path.cwd() / "mlruns").resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def _artifact_location(tracking_uri: str) -> str | None:
+    """Artifacts of a new experiment on a SQLite store go to ``mlruns/artifacts`` beside the database."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return (Path(tracking_uri[len("sqlite:///") :]).parent / "artifacts").resolve().as_uri()
 
 
 class MlflowTrialLogger:
@@ -283,15 +305,18 @@ class MlflowTrialLogger:
 
     def __init__(self, experiment: str, tracking_uri: str | None, tags: dict[str, str]) -> None:
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        if tracking_uri is None:  # the plain local ./mlruns folder (MLflow 3 asks for an explicit opt-in)
-            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         import mlflow
         from mlflow.tracking import MlflowClient
 
         self.mlflow = mlflow
-        mlflow.set_tracking_uri(tracking_uri or Path("mlruns").resolve().as_uri())
+        self.tracking_uri = tracking_uri or default_tracking_uri()
+        mlflow.set_tracking_uri(self.tracking_uri)
+        if mlflow.get_experiment_by_name(experiment) is None:
+            mlflow.create_experiment(
+                experiment, artifact_location=_artifact_location(self.tracking_uri), tags=EXPERIMENT_TAGS
+            )
         mlflow.set_experiment(experiment)
-        self.run = mlflow.start_run(run_name=f"{experiment}-study", tags=tags)
+        self.run = mlflow.start_run(run_name=f"optimize study {experiment}", tags=tags)
         self.client = MlflowClient()
 
     def __call__(self, study: Any, trial: Any) -> None:
@@ -371,7 +396,10 @@ def _callbacks(
         try:
             mlflow_logger = MlflowTrialLogger(opts.study_name, opts.mlflow_uri, tags or {})
             callbacks.append(mlflow_logger)
-            mlflow_note = f"MLflow runs logged to {opts.mlflow_uri or Path('mlruns').resolve()}"
+            mlflow_note = (
+                f"MLflow runs logged to {mlflow_logger.tracking_uri} "
+                f"(view: mlflow ui --backend-store-uri {mlflow_logger.tracking_uri})"
+            )
         except Exception as exc:  # noqa: BLE001 - MLflow is optional
             mlflow_note = f"MLflow unavailable ({type(exc).__name__}: {exc}); trials not logged there"
     if on_trial is not None:
@@ -552,6 +580,7 @@ def run(job: OptimizeJob, on_trial: Callable[[int, float, float], None] | None =
         prepare=lambda qs: prepare_all(engine, qs, spec, workers),
         on_trial=on_trial,
         tags={
+            "strategy": job.study.strategy,
             "dataset": ",".join(map(str, job.paths)),
             "catalogue": str(job.catalogue),
             "split": plan.note or plan.mode,
