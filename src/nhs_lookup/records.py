@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,38 +151,62 @@ class CaseError:
 
 
 # Columns of a flat (CSV) mapping result; the input fields come first so the file reads back as cases.
+# One column set for every per-exam table a coder triages: the ``nhs-lookup batch`` CSV, a web
+# job's results CSV and (plus review columns) the web app's mapping export. Documented in
+# docs/nhs_lookup_service.md ("Output columns").
 RESULT_COLUMNS = (
     "data_source",
     "modality_code",
     "exam_code",
     "exam_name",
-    "matched",
-    "clean_name",
-    "nicip_code",
+    "status",  # batch / job results: proposed | no_match; mapping export: the review status
+    "proposed_name",  # the catalogue row proposed (or approved); empty for a no-match
     "snomed_id",
     "snomed_fsn",
     "laterality_fsn",
-    "confidence",
-    "ambiguous",
+    "confidence",  # calibrated probability that proposed_name is right; empty for a no-match
+    "needs_review",  # true when any flag other than an informational one is raised
+    "flags",  # flag names joined by '|'
+    "flag_reasons",  # 'flag: reason' for each flag, joined by '; '
     "no_match_reason",
 )
 
+# Why each review flag is raised (the service's auto-flags; thresholds are its review rules).
+FLAG_REASONS: dict[str, str] = {
+    "engine_no_match": "the engine found no acceptable catalogue row",
+    "low_confidence": "confidence below the review threshold",
+    "ambiguous": "the best two candidates score almost the same",
+    "modality_mismatch": "the RIS modality code disagrees with the proposed row's modality",
+    "singleton": "the only local name mapped to this row (informational)",
+}
+INFORMATIONAL_FLAGS: frozenset[str] = frozenset({"singleton"})
+
+
+def flag_cells(flags: Sequence[str]) -> dict[str, Any]:
+    """The ``needs_review``, ``flags`` and ``flag_reasons`` cells of one row."""
+    return {
+        "needs_review": any(f not in INFORMATIONAL_FLAGS for f in flags),
+        "flags": "|".join(flags),
+        "flag_reasons": "; ".join(f"{f}: {FLAG_REASONS.get(f, f)}" for f in flags),
+    }
+
 
 def flatten_result(result: dict[str, Any]) -> dict[str, Any]:
-    """One CSV row (``RESULT_COLUMNS``) from ``LookupResult.to_dict()`` output (or its stored JSON)."""
+    """One CSV row (``RESULT_COLUMNS``) from ``LookupResult.to_dict()`` output (or its stored JSON),
+    with its review ``flags`` when the dict carries them."""
     snomed = result.get("snomed") or {}
+    matched = bool(result.get("matched"))
     return {
         "data_source": result.get("data_source") or "",
         "modality_code": result.get("modality_code") or "",
         "exam_code": result.get("exam_code") or "",
         "exam_name": result.get("exam_name") or "",
-        "matched": result.get("matched", ""),
-        "clean_name": result.get("clean_name") or "",
-        "nicip_code": result.get("nicip_code") or "",
+        "status": "proposed" if matched else "no_match",
+        "proposed_name": result.get("clean_name") or "",
         "snomed_id": snomed.get("id") or "",
         "snomed_fsn": snomed.get("fsn") or "",
         "laterality_fsn": snomed.get("laterality_fsn") or "",
-        "confidence": result.get("confidence", ""),
-        "ambiguous": result.get("ambiguous", ""),
+        "confidence": result.get("confidence", "") if matched else "",
+        **flag_cells(list(result.get("flags") or [])),
         "no_match_reason": result.get("no_match_reason") or "",
     }

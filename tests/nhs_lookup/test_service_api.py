@@ -229,7 +229,7 @@ def test_batch_json_job_progress_paging_and_csv(client, sample_engine):
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert len(rows) == len(cases)
     assert [row["exam_name"] for row in rows] == [c.query.exam_name for c in cases]
-    assert [row["clean_name"] or None for row in rows] == [
+    assert [row["proposed_name"] or None for row in rows] == [
         e.best.entry.name if e.best else None for e in expected
     ]
     assert client.get(f"/jobs/{job['id']}/results", params={"format": "xml"}).status_code == 422
@@ -642,13 +642,13 @@ def test_exports_csv_json_and_fhir_conceptmap(loaded):
     )
     by_name = {r["exam_name"]: r for r in rows}
     for m in approve:
-        assert by_name[m["exam_name"]]["target_name"] == m["target_name"]
+        assert by_name[m["exam_name"]]["proposed_name"] == m["target_name"]
         assert (
             by_name[m["exam_name"]]["reviewer"] == "ann" and by_name[m["exam_name"]]["status"] == "approved"
         )
     assert (
         by_name["Patient Did Not Attend"]["status"] == "no_match"
-        and by_name["Patient Did Not Attend"]["target_name"] == ""
+        and by_name["Patient Did Not Attend"]["proposed_name"] == ""
     )
 
     all_rows = list(csv.DictReader(io.StringIO(client.get("/export", params={"scope": "all"}).text)))

@@ -134,6 +134,21 @@ def _report_bad_rows(errors: list, output: Path | None, err: Any) -> None:
         err.print(f"all {len(errors)} bad row(s) listed in {errors_path(output)}", highlight=False)
 
 
+def _flagged_rows(results: list) -> list[dict[str, Any]]:
+    """Result dicts with the review app's flags (same rules and default thresholds) and
+    ``needs_review``, so a batch file and the web app agree on what a coder must check."""
+    from nhs_lookup.records import flag_cells
+    from nhs_lookup.service.review import proposal_flags
+    from nhs_lookup.service.settings import ReviewRules
+
+    rules = ReviewRules()
+    rows = []
+    for result in results:
+        flags = proposal_flags(result, rules)
+        rows.append(result.to_dict() | {"flags": flags, "needs_review": flag_cells(flags)["needs_review"]})
+    return rows
+
+
 def register(app: typer.Typer) -> None:
     """Add `lookup`, `batch`, `evaluate` and `catalogue`."""
 
@@ -206,11 +221,15 @@ def register(app: typer.Typer) -> None:
                 chunk = cases[start : start + 256]
                 results.extend(engine.lookup_many([c.query for c in chunk]))
                 progress.advance(task, len(chunk))
-        rows = [r.to_dict() for r in results]
+        rows = _flagged_rows(results)
         write_results(output_file, rows)
         _report_bad_rows(errors, output_file, err)
         matched = sum(r["matched"] for r in rows)
-        err.print(f"{len(rows)} exams processed ({matched} matched), {len(errors)} bad rows -> {output_file}")
+        review = sum(r["needs_review"] for r in rows)
+        err.print(
+            f"{len(rows)} exams processed: {matched} proposed, {len(rows) - matched} no match; "
+            f"{review} need review; {len(errors)} bad rows -> {output_file}"
+        )
         if errors:
             raise typer.Exit(1)
 

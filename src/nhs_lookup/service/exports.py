@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from nhs_lookup import __version__
-from nhs_lookup.records import RESULT_COLUMNS, flatten_result
+from nhs_lookup.records import RESULT_COLUMNS, flag_cells, flatten_result
 from nhs_lookup.service.review import NEEDS_REVIEW
 from nhs_lookup.textfile import SafeDictWriter
 
@@ -21,7 +21,7 @@ SNOMED_URI = "http://snomed.info/sct"
 LATERALITY_ATTRIBUTE = "http://snomed.info/id/272741003"  # SNOMED CT 'Laterality' attribute
 LOCAL_SOURCE_PREFIX = "urn:nhs-lookup:ris:"
 LOCAL_CATALOGUE_URI = "urn:nhs-lookup:catalogue"  # targets without a SNOMED CT id (e.g. RadLex lists)
-RESULT_CSV_COLUMNS = ["row", *RESULT_COLUMNS, "flags", "remembered", "mapping_id", "error"]
+RESULT_CSV_COLUMNS = ["row", *RESULT_COLUMNS, "remembered", "mapping_id", "error"]
 
 if TYPE_CHECKING:
     from nhs_lookup.service.models import JobItem
@@ -50,7 +50,29 @@ class ExportRow:
     comment: str | None
 
 
-CSV_COLUMNS = [f for f in ExportRow.__dataclass_fields__]
+# The shared per-exam columns (records.RESULT_COLUMNS), then what the review adds.
+REVIEW_COLUMNS = ("nicip_code", "laterality_id", "equivalence", "reviewer", "decided_at", "comment")
+CSV_COLUMNS = [*RESULT_COLUMNS, *REVIEW_COLUMNS]
+
+
+def export_cells(r: ExportRow) -> dict[str, Any]:
+    """One mapping under the shared column names (``proposed_name`` is the target row)."""
+    return {
+        "data_source": r.data_source,
+        "modality_code": r.modality_code,
+        "exam_code": r.exam_code,
+        "exam_name": r.exam_name,
+        "status": r.status,
+        "proposed_name": r.target_name,
+        "snomed_id": r.snomed_id,
+        "snomed_fsn": r.snomed_fsn,
+        "laterality_fsn": r.laterality,
+        "confidence": r.confidence if r.target_name else None,
+        **flag_cells(list(r.flags)),
+        "needs_review": r.status in NEEDS_REVIEW,
+        "no_match_reason": "reviewed as no match" if r.status == "no_match" else None,
+        **{k: getattr(r, k) for k in REVIEW_COLUMNS},
+    }
 
 
 @dataclass(frozen=True)
@@ -84,10 +106,9 @@ def to_csv(rows: Sequence[ExportRow]) -> str:
     writer = SafeDictWriter(buf, fieldnames=CSV_COLUMNS)
     writer.writeheader()
     for r in rows:
-        d = asdict(r)
-        d["flags"] = "|".join(r.flags)
-        d["confidence"] = "" if r.confidence is None else f"{r.confidence:.4f}"
-        writer.writerow(d)
+        d = export_cells(r)
+        d["confidence"] = "" if d["confidence"] is None else f"{d['confidence']:.4f}"
+        writer.writerow({k: "" if v is None else v for k, v in d.items()})
     return buf.getvalue()
 
 
@@ -101,7 +122,7 @@ def to_json(rows: Sequence[ExportRow], *, scope: str, generated_at: str, info: d
         "scope": scope,
         "engine": info,
         "summary": [asdict(s) for s in summary],
-        "mappings": [{**asdict(r), "flags": list(r.flags)} for r in rows],
+        "mappings": [{**export_cells(r), "flags": list(r.flags)} for r in rows],
     }
     return json.dumps(data, indent=2, ensure_ascii=False)
 
@@ -201,7 +222,6 @@ def job_results_csv(items: Iterable[JobItem]) -> Iterator[str]:
             {
                 "row": item.position,
                 **flat,
-                "flags": "|".join(r.get("flags") or []),
                 "remembered": item.remembered,
                 "mapping_id": item.mapping_id or "",
                 "error": item.error or ("" if item.done else "not processed yet"),
