@@ -8,6 +8,7 @@ binary or package is a skip with the reason (``.ci/run`` installs PostgreSQL so 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -28,6 +29,7 @@ import pytest
 MARK_DIR_ENV = "RADQC_TEST_TASK_MARKS"
 NODE_LABEL_ENV = "RADQC_TEST_NODE"
 TASK_SLEEP_ENV = "RADQC_TEST_TASK_SLEEP"
+HEAD_IP, WORKER_IP = "127.0.0.1", "127.0.0.2"  # two loopback addresses: two distinct nodes on one host
 
 
 def free_port() -> int:
@@ -128,13 +130,14 @@ class RayCluster:
     address: str
     marks: Path
     env: dict[str, str]
+    temp_dir: Path
     worker: subprocess.Popen | None = None
 
     def start_worker_node(self) -> None:
         """(Re)start the worker node in its own process group and wait until both nodes are alive."""
         for p in self.marks.iterdir():
             p.unlink()
-        cmd = [_ray_bin(), "start", "--address", self.address, "--node-ip-address", "127.0.0.1"]
+        cmd = [_ray_bin(), "start", "--address", self.address, "--node-ip-address", WORKER_IP]
         self.worker = subprocess.Popen(
             [*cmd, "--block", "--num-cpus", "1", "--disable-usage-stats"],
             env={**self.env, NODE_LABEL_ENV: "worker"},
@@ -143,6 +146,11 @@ class RayCluster:
             start_new_session=True,
         )
         _wait_for_nodes(self.address, 2, self.env)
+        # Both nodes share this host's session folder, where `ray start` caches "this host's node IP"
+        # (last writer wins); a driver started here attaches to the node with that IP. Point it back at
+        # the head so that killing the worker node never takes the driver's own node with it.
+        cache = self.temp_dir / "session_latest" / "node_ip_address.json"
+        cache.write_text(json.dumps({"node_ip_address": HEAD_IP}))
 
     def kill_worker_node(self) -> None:
         """SIGKILL the worker node's raylet and every process it started (its process group)."""
@@ -180,9 +188,17 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", **{MARK_DIR_ENV: str(marks), TASK_SLEEP_ENV: "0.4"})
     # a killed node is declared dead after ~1.5 s instead of the default ~15 s
     env.update(RAY_health_check_period_ms="500", RAY_health_check_failure_threshold="3")
-    cluster = RayCluster(f"127.0.0.1:{port}", marks, env)
-    head = [_ray_bin(), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port)]
-    head += ["--include-dashboard=false", "--num-cpus", "1", "--disable-usage-stats"]
+    temp_dir = Path(tempfile.mkdtemp(prefix="rq_ray_"))  # short: Ray's socket paths live under it
+    cluster = RayCluster(f"{HEAD_IP}:{port}", marks, env, temp_dir)
+    head = [_ray_bin(), "start", "--head", "--node-ip-address", HEAD_IP, "--port", str(port)]
+    head += [
+        "--include-dashboard=false",
+        "--num-cpus",
+        "1",
+        "--disable-usage-stats",
+        "--temp-dir",
+        str(temp_dir),
+    ]
     try:
         res = subprocess.run(
             head, env={**env, NODE_LABEL_ENV: "head"}, capture_output=True, text=True, timeout=180
@@ -196,6 +212,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
             os.killpg(cluster.worker.pid, signal.SIGKILL)
             cluster.worker.wait(timeout=30)
         _ray_stop(env)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _wait_for_nodes(address: str, n: int, env: dict[str, str], timeout: float = 120) -> None:
