@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,7 @@ def _iter_json(path: Path) -> Iterator[tuple[int, Any]]:
     yield from enumerate(data, start=1)
 
 
-def _iter_csv(path: Path) -> Iterator[tuple[int, Any]]:
+def _iter_csv(path: Path, name_column: str = "exam_name") -> Iterator[tuple[int, Any]]:
     with open_text(path) as handle:
         try:
             header = handle.readline()
@@ -130,9 +130,13 @@ def _iter_csv(path: Path) -> Iterator[tuple[int, Any]]:
             fieldnames = reader.fieldnames
         except csv.Error as exc:
             raise CaseFileError(f"{path}: unreadable CSV header: {exc}") from None
-        if not fieldnames or not any(f and f.strip().lower() == "exam_name" for f in fieldnames):
+        if not fieldnames or not any(f and f.strip().lower() == name_column.lower() for f in fieldnames):
             shown = [f[:40] for f in (fieldnames or [])[:10]]
-            raise CaseFileError(f"{path}: CSV has no EXAM_NAME column (columns: {shown})")
+            wanted = "EXAM_NAME" if name_column == "exam_name" else repr(name_column)
+            raise CaseFileError(
+                f"{path}: CSV has no {wanted} column (columns: {shown}, delimiter {delimiter!r}); "
+                "say which column holds the exam name with --name-column"
+            )
         try:
             for row_number, row in enumerate(reader, start=1):
                 if None in row:  # more cells than header columns
@@ -146,9 +150,23 @@ def _iter_csv(path: Path) -> Iterator[tuple[int, Any]]:
 CASE_SUFFIXES = (".json", ".csv", ".tsv", ".txt")
 
 
-def iter_cases(path: str | Path, errors: list[CaseError] | None = None) -> Iterator[Case]:
+def rename_columns(item: Any, columns: Mapping[str, str] | None) -> Any:
+    """*item* with the site's column names mapped to ours (``{"exam_name": "Procedure"}``)."""
+    if not columns or not isinstance(item, dict):
+        return item
+    lower = {str(k).strip().lower(): v for k, v in item.items()}
+    for ours, theirs in columns.items():
+        if theirs.strip().lower() in lower:
+            lower[ours] = lower.pop(theirs.strip().lower())
+    return lower
+
+
+def iter_cases(
+    path: str | Path, errors: list[CaseError] | None = None, columns: Mapping[str, str] | None = None
+) -> Iterator[Case]:
     """Stream the cases of one JSON, CSV or TSV file (encoding and delimiter detected). Bad rows go to
-    *errors* (if given) and are skipped; a file that cannot be read raises :class:`CaseFileError`."""
+    *errors* (if given) and are skipped; a file that cannot be read raises :class:`CaseFileError`.
+    *columns* names the file's own columns for our fields (e.g. ``{"exam_name": "Procedure"}``)."""
     p = Path(path)
     if not p.is_file():
         raise CaseFileError(f"{p}: case file not found")
@@ -156,13 +174,13 @@ def iter_cases(path: str | Path, errors: list[CaseError] | None = None) -> Itera
     if suffix == ".json":
         rows = _iter_json(p)
     elif suffix in CASE_SUFFIXES:
-        rows = _iter_csv(p)
+        rows = _iter_csv(p, (columns or {}).get("exam_name", "exam_name"))
     else:
         raise CaseFileError(f"{p}: unsupported case file type '{suffix}' (use .json, .csv or .tsv)")
     try:
         for row_number, item in rows:
             try:
-                case = case_from_mapping(item, row=row_number, source=str(p))
+                case = case_from_mapping(rename_columns(item, columns), row=row_number, source=str(p))
             except ValueError as exc:
                 if errors is not None:
                     kind = getattr(exc, "kind", "invalid_row")
@@ -173,8 +191,11 @@ def iter_cases(path: str | Path, errors: list[CaseError] | None = None) -> Itera
         raise CaseFileError(str(exc)) from None
 
 
-def load_cases(paths: str | Path | Iterable[str | Path]) -> tuple[list[Case], list[CaseError]]:
-    """Read every case from one or more files (or folders of .json/.csv files)."""
+def load_cases(
+    paths: str | Path | Iterable[str | Path], columns: Mapping[str, str] | None = None
+) -> tuple[list[Case], list[CaseError]]:
+    """Read every case from one or more files (or folders of .json/.csv files); *columns* as in
+    :func:`iter_cases`."""
     if isinstance(paths, str | Path):
         paths = [paths]
     files: list[Path] = []
@@ -186,7 +207,7 @@ def load_cases(paths: str | Path | Iterable[str | Path]) -> tuple[list[Case], li
     errors: list[CaseError] = []
     cases: list[Case] = []
     for f in files:
-        cases.extend(iter_cases(f, errors))
+        cases.extend(iter_cases(f, errors, columns))
     return cases, errors
 
 

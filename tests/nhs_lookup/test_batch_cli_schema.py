@@ -82,3 +82,16 @@ def test_batch_csv_reads_back_as_cases_and_as_a_review_upload(tmp_path, sample_e
         back = list(csv.DictReader(io.StringIO(client.get(f"/jobs/{job_id}/results?format=csv").text)))
     assert [b["proposed_name"] for b in back] == [r["proposed_name"] for r in rows]
     assert [b["needs_review"] for b in back] == [r["needs_review"] for r in rows]
+
+
+def test_batch_reads_a_semicolon_csv_with_the_sites_column_names(tmp_path):
+    src = tmp_path / "site.csv"
+    src.write_text("Site;Mod;Procedure\nH1;CT;CT Head\nH1;XR;XR Knee\n")
+    env = {"NHS_LOOKUP_CACHE": str(tmp_path / "cache")}
+    res = runner.invoke(app, ["batch", str(src), "-o", str(tmp_path / "a.csv")], env=env)
+    assert res.exit_code == 2 and "--name-column" in res.output  # says how to name the column
+    args = ["batch", str(src), "-o", str(tmp_path / "a.csv"), "--name-column", "Procedure"]
+    res = runner.invoke(app, [*args, "--modality-column", "mod"], env=env)
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader((tmp_path / "a.csv").open()))
+    assert [(r["exam_name"], r["modality_code"]) for r in rows] == [("CT Head", "CT"), ("XR Knee", "XR")]

@@ -55,7 +55,7 @@ def demo(
     _run("batch-map the sample cases", ["batch", cases, str(workdir / "batch_results.csv"), "--force"], env)
     _run(
         "evaluate against the sample gold labels",
-        ["evaluate", cases, "--json", str(workdir / "evaluation.json")],
+        ["evaluate", cases, "--output", str(workdir / "evaluation.json")],
         env,
     )
     db = f"sqlite:///{(workdir / 'training_sessions.db').resolve()}"
@@ -69,7 +69,7 @@ def demo(
             db,
             "--experiment-name",
             "demo",
-            "--max-workers",
+            "--workers",
             "2",
             "--chunk-size",
             "10",

@@ -15,6 +15,13 @@ CATALOGUE_HELP = (
     "Default: $NHS_LOOKUP_CATALOGUE, else the small bundled sample."
 )
 CONFIG_HELP = "YAML config (scoring weights etc.); missing keys keep their defaults."
+NAME_COLUMN_HELP = "Input column holding the exam name (case-insensitive)."
+MODALITY_COLUMN_HELP = "Input column holding the RIS modality code."
+
+
+def _columns(name_column: str, modality_column: str) -> dict[str, str]:
+    """The --name-column / --modality-column choices as a rename map for the case reader."""
+    return {"exam_name": name_column, "modality_code": modality_column}
 
 
 def _engine(
@@ -85,7 +92,9 @@ def _print_result(result: Any) -> None:
     con.print(alt)
 
 
-def _read_gold(gold_files: list[Path], json_out: Path | None, err: Any) -> tuple[list, list]:
+def _read_gold(
+    gold_files: list[Path], json_out: Path | None, err: Any, columns: dict[str, str] | None = None
+) -> tuple[list, list]:
     """Check the report path is writable, then read the gold files; exit 2 (one line) when the report
     cannot be written, a file cannot be read, or no case carries a label."""
     from nhs_lookup.batch_output import writable_problem
@@ -96,7 +105,7 @@ def _read_gold(gold_files: list[Path], json_out: Path | None, err: Any) -> tuple
         err.print(f"[red]error:[/red] {problem}")
         raise typer.Exit(2)
     try:
-        cases, errors = load_cases(gold_files)
+        cases, errors = load_cases(gold_files, columns)
     except CaseFileError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -184,11 +193,18 @@ def register(app: typer.Typer) -> None:
             ..., help="Input cases: JSON list or CSV with EXAM_NAME (and MODALITY_CODE, ...)."
         ),
         output_file: Path = typer.Argument(
-            ..., help="Output file (.json or .csv); an existing file needs --force."
+            None,
+            help="Output file (.json or .csv); an existing file needs --force. Or give -o.",
+            show_default=False,
+        ),
+        output: Path = typer.Option(
+            None, "--output", "-o", help="Output file (instead of the 2nd argument)."
         ),
         catalogue: Path = typer.Option(None, "--catalogue", "-c", help=CATALOGUE_HELP),
         config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
         force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+        name_column: str = typer.Option("EXAM_NAME", "--name-column", help=NAME_COLUMN_HELP),
+        modality_column: str = typer.Option("MODALITY_CODE", "--modality-column", help=MODALITY_COLUMN_HELP),
         model: Path = typer.Option(None, "--model", help=MODEL_HELP),
         force_model: bool = typer.Option(False, "--force-model", help=FORCE_MODEL_HELP),
     ) -> None:
@@ -200,6 +216,10 @@ def register(app: typer.Typer) -> None:
         from nhs_lookup.cases import CaseFileError, iter_cases
 
         err = Console(stderr=True)
+        output_file = output or output_file
+        if output_file is None:
+            err.print("[red]error:[/red] give the output file (2nd argument or -o/--output)")
+            raise typer.Exit(2)
         if output_file.suffix.lower() not in {".json", ".csv"}:
             err.print("[red]error:[/red] output must be .json or .csv")
             raise typer.Exit(2)
@@ -209,7 +229,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         errors: list = []
         try:
-            cases = list(iter_cases(input_file, errors))
+            cases = list(iter_cases(input_file, errors, _columns(name_column, modality_column)))
         except CaseFileError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from exc
@@ -240,7 +260,10 @@ def register(app: typer.Typer) -> None:
         ),
         catalogue: Path = typer.Option(None, "--catalogue", "-c", help=CATALOGUE_HELP),
         config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
-        json_out: Path = typer.Option(None, "--json", help="Also save the full report as JSON here."),
+        output: Path = typer.Option(None, "--output", "-o", help="Also save the full report as JSON here."),
+        json_out: Path = typer.Option(None, "--json", hidden=True, help="Old name of --output."),
+        name_column: str = typer.Option("EXAM_NAME", "--name-column", help=NAME_COLUMN_HELP),
+        modality_column: str = typer.Option("MODALITY_CODE", "--modality-column", help=MODALITY_COLUMN_HELP),
         show_errors: int = typer.Option(50, "--errors", help="How many errors to list (0: none)."),
         model: Path = typer.Option(None, "--model", help=MODEL_HELP),
         force_model: bool = typer.Option(False, "--force-model", help=FORCE_MODEL_HELP),
@@ -260,7 +283,8 @@ def register(app: typer.Typer) -> None:
         con = Console()
         err = Console(stderr=True, highlight=False)
         gold_file = gold_files[0] if len(gold_files) == 1 else ", ".join(map(str, gold_files))
-        cases, errors = _read_gold(gold_files, json_out, err)
+        json_out = output or json_out
+        cases, errors = _read_gold(gold_files, json_out, err, _columns(name_column, modality_column))
         engine = _engine(catalogue, config, model, force_model)
         if cv:
             from nhs_lookup.commands.fit import run_cv, write_cv
