@@ -71,6 +71,8 @@ class ScoringConfig:
     # The RIS modality code decides when the name states no modality: a row of a dissimilar modality
     # pays this (not a hard constraint: interventional RIS codes cover several guidance modalities).
     code_modality_penalty: float = 0.3
+    # A stated study-defining technique (angiography, Doppler, arthrography...) that the row lacks.
+    technique_missing_penalty: float = 0.1
     # A stated body part against a row of a disjoint body part (no shared or containing region).
     anatomy_mismatch_penalty: float = 0.15
     modality_similarity: dict[str, dict[str, float]] = field(default_factory=_default_modality_similarity)

@@ -25,6 +25,10 @@ from nhs_lookup.semantic import SemanticBackend, make_backend
 from nhs_lookup.vocab import Vocabulary, default_vocabulary
 
 RETRIEVE_K = 120
+# Techniques that define a different study from the plain examination of the part.
+IDENTITY_TECHNIQUES = frozenset(
+    {"angiography", "venography", "doppler", "arthrography", "myelography", "colonography", "cholangiography"}
+)
 # Anatomy that names a tissue or vessel type rather than a region: a row naming only these does not
 # contradict a stated body part (an "Angioplasty peroneal" row is of an artery of the lower leg).
 TISSUE_ANATOMY = frozenset({"artery", "vein", "soft tissue", "skin", "bone", "lymph node"})
@@ -298,6 +302,7 @@ class CatalogueIndex:
                     exclusive_actions=self.exclusive_actions,
                     q_modality_only=p.modality_only,
                     cand_has_anatomy=self.anat_region[idx],
+                    q_identity_technique=bool(IDENTITY_TECHNIQUES & set(c.technique)),
                 )
             )
         return out

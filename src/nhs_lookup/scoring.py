@@ -62,6 +62,7 @@ class PreparedQuery:
     exclusive_actions: int = 0  # bit mask of mutually exclusive actions (insert/remove/exchange)
     q_modality_only: bool = False  # the name states nothing beyond a modality
     cand_has_anatomy: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    q_identity_technique: bool = False  # the name states a technique that defines the study (angiography...)
 
 
 @dataclass
@@ -205,6 +206,10 @@ def score(p: PreparedQuery, scoring: ScoringConfig) -> RankOutput:
     if p.components.anatomy and len(p.cand_has_anatomy):
         # A row about another body part (no shared or containing region) is wrong, not just weaker.
         total = total - scoring.anatomy_mismatch_penalty * (p.cand_has_anatomy[:k] & (anat <= 0.0))
+    if p.q_identity_technique and not p.q_action:
+        # A stated angiography / Doppler / arthrography... study is not the plain study of the part
+        # (in a procedure name the same words describe the guidance, not the study).
+        total = total - scoring.technique_missing_penalty * (tech <= 0.0)
     cand_con = p.cand_contrast[:k]
     if p.q_contrast == 0:
         # Unstated contrast: the labelling rule prefers the row without a contrast qualifier.
