@@ -593,3 +593,12 @@ def test_header_is_read_once_per_file(tmp_path, monkeypatch):
     assert len(calls) == 1
     pre.load_clip(path, PreprocessConfig(), header=read_header(path))
     assert len(calls) == 1  # a header passed along is not read again
+
+
+def test_huge_header_text_is_cut(tmp_path):
+    """A flipped length field once swallowed the pixel data into Manufacturer (5 MB), which then made
+    results.csv unreadable with the csv module's default field limit."""
+    ds = _dataset(np.zeros((3, 8, 8), np.uint8), "MONOCHROME2")
+    ds.Manufacturer = "M" * 200_000
+    info = read_info(_save(ds, tmp_path / "big"))
+    assert "MMMM" in info.manufacturer and len(info.manufacturer) <= 260

@@ -212,7 +212,8 @@ def test_every_mutant_is_scored_or_skipped_once(
     assert sorted(r["key"] for r in rows) == sorted(kinds)  # every mutant exactly once
     for row in rows:
         assert bool(row["score"]) != bool(row["skip_reason"]), row
-        assert "Traceback" not in row["skip_detail"] and len(row["skip_detail"]) < 1100
+        assert "Traceback" not in row["skip_detail"]
+        assert max(len(v) for v in row.values()) < 1100  # the csv module reads fields up to 128 KiB
     reasons = {r["skip_reason"] for r in rows}
     assert {"", "not_dicom", "invalid_dimensions", "decode_error"} <= reasons, reasons
     assert summary.total_files == len(kinds)

@@ -98,10 +98,18 @@ def _header_without_preamble(path: Path) -> Dataset | None:
     return ds
 
 
+#: Longest header text kept (valid LO/UI/CS values are at most 64 characters; a corrupt length field
+#: once made a Manufacturer of 5 MB, which broke reading results.csv back).
+MAX_HEADER_TEXT = 256
+
+
 def str_or_none(value: Any) -> str | None:
+    """Stripped text of a header value, None when empty; cut to :data:`MAX_HEADER_TEXT` characters."""
     if value is None:
         return None
     text = str(value).strip()
+    if len(text) > MAX_HEADER_TEXT:
+        text = text[:MAX_HEADER_TEXT] + "..."
     return text or None
 
 
@@ -270,7 +278,7 @@ def info_from_dataset(
     """Build :class:`DicomInfo` from an already-read header dataset (and its PixelData extent)."""
     model = str_or_none(ds.get("ManufacturerModelName"))
     ts = transfer_syntax(ds)
-    ts_name = ts.name if ts is not None else None  # unknown UIDs: the UID itself
+    ts_name = str_or_none(ts.name) if ts is not None else None  # unknown UIDs: the UID itself
     return DicomInfo(
         path=Path(path),
         modality=str_or_none(ds.get("Modality")),
