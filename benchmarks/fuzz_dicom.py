@@ -9,7 +9,7 @@ peak RSS (main process and decode workers, sampled from /proc), files in ``resul
 disk, and counts by status / skip reason.
 
     python benchmarks/fuzz_dicom.py                      # 255-file corpus + 1,000 mutants, workers 2
-    python benchmarks/fuzz_dicom.py --mutants 200 --arch tiny --workers 0
+    python benchmarks/fuzz_dicom.py --mutants 200 --arch tiny --workers 0 --only mutants
 """
 
 from __future__ import annotations
@@ -139,6 +139,7 @@ def main() -> None:
     p.add_argument("--arch", default="r2plus1d_18", choices=["r2plus1d_18", "tiny"])
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--only", choices=["corpus", "mutants"], help="run one of the two runs")
     p.add_argument("--stage", choices=["run"], help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -165,8 +166,9 @@ def main() -> None:
             f"workers {args.workers}"
         )
         figures = [
-            _run("corpus", root / "corpus" / "raw", root / "out_corpus", args),
-            _run("mutants", root / "mutants" / "raw", root / "out_mutants", args),
+            _run(name, root / name / "raw", root / f"out_{name}", args)
+            for name in ("corpus", "mutants")
+            if args.only in (None, name)
         ]
         for fig in figures:
             _print(fig)
