@@ -50,6 +50,78 @@ def _labels_from_manifest(raw: Path, out: Path) -> int:
     return len(rows)
 
 
+def _demo_env(workdir: Path) -> dict[str, str]:
+    """The environment of every step: MLflow in the demo folder, no telemetry."""
+    env = dict(os.environ)
+    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    mlruns = (workdir / "mlruns").resolve()
+    mlruns.mkdir(parents=True, exist_ok=True)
+    env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{mlruns / 'mlflow.db'}")
+    return env
+
+
+def _save_untrained(path: Path, seed: int) -> Path:
+    """A seeded, untrained tiny network: step 2 scores with it (random scores, said so)."""
+    import torch
+
+    from echoquality.model import build_model
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    torch.save(build_model("tiny").state_dict(), path)
+    return path
+
+
+def _prepare_args(workdir: Path, labels: Path, seed: int) -> list[str]:
+    return [
+        "prepare-data",
+        "--results",
+        str(workdir / "results" / "untrained"),
+        "--output",
+        str(workdir / "training_data"),
+        "--labels",
+        str(labels),
+        "--seed",
+        str(seed),
+        "--force",
+        "--no-pseudo-labels",  # the untrained network's pseudo-labels would be noise
+        "--review-queue",
+        "5",
+    ]
+
+
+def _train_args(workdir: Path, epochs: int, seed: int) -> list[str]:
+    # From scratch the validation loss rises for a few epochs before it falls: be patient.
+    train_cfg = workdir / "train_config.yaml"
+    train_cfg.write_text("train:\n  early_stopping_patience: 10\n")
+    return [
+        "train",
+        "--annotations",
+        str(workdir / "training_data" / "echo_annotations.csv"),
+        "--output",
+        str(workdir / "trained_models"),
+        "--arch",
+        "tiny",
+        "--trainable",
+        "all",
+        "--epochs",
+        str(epochs),
+        "--seed",
+        str(seed),
+        "--lr",
+        "1e-3",
+        "--batch-size",
+        "8",
+        "--config",
+        str(train_cfg),
+        "--force",
+    ]
+
+
+def _infer_args(raw: Path, output: Path, weights: Path) -> list[str]:
+    return ["infer", "--data-dir", str(raw), "--output", str(output), "--weights", str(weights), "--clean"]
+
+
 def demo(
     workdir: Path = typer.Option(Path("demo_output/echo"), help="Folder for all demo inputs and outputs."),
     seed: int = typer.Option(0, help="Seed for data generation, sampling and training."),
@@ -57,122 +129,28 @@ def demo(
     force: bool = typer.Option(True, "--force/--keep", help="Regenerate the demo folder's data and outputs."),
 ) -> None:
     """Generate synthetic echo DICOMs, score them, build a training set, train a small model, re-score."""
-    import torch
-
-    from echoquality.model import build_model
-
     workdir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    mlruns = (workdir / "mlruns").resolve()
-    mlruns.mkdir(parents=True, exist_ok=True)
-    env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{mlruns / 'mlflow.db'}")
+    env = _demo_env(workdir)
     raw = workdir / "raw_data"
-    force_flag = ["--force"] if force else []
+    synth = ["synth", "--output", str(raw), "--seed", str(seed), "--folders", "8", "--clips-per-folder", "8"]
+    _run("1/6 synthesise DICOM cines", [*synth, *(["--force"] if force else [])], env)
 
-    _run(
-        "1/6 synthesise DICOM cines",
-        [
-            "synth",
-            "--output",
-            str(raw),
-            "--seed",
-            str(seed),
-            "--folders",
-            "8",
-            "--clips-per-folder",
-            "8",
-            *force_flag,
-        ],
-        env,
-    )
-
-    untrained = workdir / "weights" / "untrained_tiny.pt"
-    untrained.parent.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    torch.save(build_model("tiny").state_dict(), untrained)
+    untrained = _save_untrained(workdir / "weights" / "untrained_tiny.pt", seed)
     console.print(f"[yellow]Step 2 scores with an UNTRAINED network ({untrained}): its scores are random.")
     _run(
         "2/6 infer with untrained weights",
-        [
-            "infer",
-            "--data-dir",
-            str(raw),
-            "--output",
-            str(workdir / "results" / "untrained"),
-            "--weights",
-            str(untrained),
-            "--clean",
-        ],
+        _infer_args(raw, workdir / "results" / "untrained", untrained),
         env,
     )
 
     labels = workdir / "labels.csv"
     n = _labels_from_manifest(raw, labels)
     console.print(f"{n} synthetic ground-truth labels stand in for a cardiologist's review ({labels}).")
-    _run(
-        "3/6 prepare-data (human labels override pseudo-labels)",
-        [
-            "prepare-data",
-            "--results",
-            str(workdir / "results" / "untrained"),
-            "--output",
-            str(workdir / "training_data"),
-            "--labels",
-            str(labels),
-            "--seed",
-            str(seed),
-            "--force",
-            "--no-pseudo-labels",  # the untrained network's pseudo-labels would be noise
-            "--review-queue",
-            "5",
-        ],
-        env,
-    )
-    # From scratch the validation loss rises for a few epochs before it falls: be patient.
-    train_cfg = workdir / "train_config.yaml"
-    train_cfg.write_text("train:\n  early_stopping_patience: 10\n")
-    _run(
-        "4/6 train a small (2+1)D network",
-        [
-            "train",
-            "--annotations",
-            str(workdir / "training_data" / "echo_annotations.csv"),
-            "--output",
-            str(workdir / "trained_models"),
-            "--arch",
-            "tiny",
-            "--trainable",
-            "all",
-            "--epochs",
-            str(epochs),
-            "--seed",
-            str(seed),
-            "--lr",
-            "1e-3",
-            "--batch-size",
-            "8",
-            "--config",
-            str(train_cfg),
-            "--force",
-        ],
-        env,
-    )
+    _run("3/6 prepare-data (human labels override pseudo-labels)", _prepare_args(workdir, labels, seed), env)
+    _run("4/6 train a small (2+1)D network", _train_args(workdir, epochs, seed), env)
     trained_results = workdir / "results" / "trained"
-    _run(
-        "5/6 infer with the trained weights",
-        [
-            "infer",
-            "--data-dir",
-            str(raw),
-            "--output",
-            str(trained_results),
-            "--weights",
-            str(workdir / "trained_models" / "best_model.pt"),
-            "--clean",
-        ],
-        env,
-    )
+    best = workdir / "trained_models" / "best_model.pt"
+    _run("5/6 infer with the trained weights", _infer_args(raw, trained_results, best), env)
     _run("6/6 analyze", ["analyze", "--results", str(trained_results)], env)
     report_html = workdir / "report.html"
     _run("report", ["report", "--results", str(trained_results), "--html", str(report_html)], env)
