@@ -92,6 +92,9 @@ class ScoreActor:
             torch.set_num_threads(max(1, os.cpu_count() or 1))
         self.model = model_from_state_dict(state_dict, torch.device(device))
 
+    def ready(self) -> bool:
+        return True
+
     def score(self, *tensors: Any) -> list[float]:
         import numpy as np
         import torch
@@ -133,6 +136,8 @@ class RayPipeline:
         weights = self.ray.put(state_dict)
         self.actors = [cls.remote(weights, device) for _ in range(max(1, n))]
         self.batch_size = max(1, batch_size)
+        # like the local engine, the loop starts once the model is built (decoding already runs)
+        self.ray.get([a.ready.remote() for a in self.actors])
 
     def _in_flight(self) -> int:
         return len(self._decoding) + len(self._batch) + self._in_scoring
