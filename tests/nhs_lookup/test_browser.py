@@ -1,6 +1,7 @@
 """End-to-end in a real browser (Playwright driving Debian's Chromium) against `nhs-lookup serve` on
-127.0.0.1: upload a file, review mappings (keyboard shortcuts included), bulk-approve, download an
-export and check its contents. Saves screenshots of the main pages under docs/screenshots/."""
+127.0.0.1: upload a file, sort the queue, multi-select administrative rows, review mappings (keyboard
+shortcuts included), undo a decision, bulk-approve after a confirmation, download an export and check
+its contents. Saves screenshots of the main pages under docs/screenshots/."""
 
 from __future__ import annotations
 
@@ -141,7 +142,42 @@ def test_upload_review_bulk_approve_and_export(server, browser):
     assert page.locator("#summary tbody tr").count() == len(
         {c["DATA_SOURCE"] for c in json.loads(SAMPLE_CASES.read_text())}
     )
+    undecided_no_target = [
+        m for m in api.get("/mappings", params={"limit": 500}).json()["items"] if m["target_name"] is None
+    ]
+    shown = page.locator('#summary [data-field="proposed-no-match"]').all_inner_texts()
+    assert sum(map(int, shown)) == len(undecided_no_target) > 0  # engine no-matches shown apart
     page.screenshot(path=str(SHOTS / "upload_and_jobs.png"), full_page=True)
+
+    # 1b. the queue sorts by a column; administrative rows (no proposed row) are ticked together
+    #     and marked no match after a confirmation that names the count
+    decided: dict[int, str] = {}
+    page.goto(base + "/ui/queue")
+    page.click("#queue th:has-text('Confidence')")
+    values = [
+        float(v)
+        for v in page.locator("#queue tbody td[data-value]").evaluate_all(
+            "els => els.map(e => e.dataset.value)"
+        )
+    ]
+    assert values == sorted(values)
+    admin = page.locator('#queue tbody tr[data-has-target="false"]')
+    admin_ids = [int(admin.nth(i).get_attribute("data-id")) for i in range(admin.count())]
+    assert sorted(admin_ids) == sorted(m["id"] for m in undecided_no_target)
+    for i in range(admin.count()):
+        admin.nth(i).locator("input.pick").check()
+    assert page.inner_text("#selected-count") == f"{len(admin_ids)} selected"
+    page.select_option("#multi-action", "no_match")
+    dialogs: list[str] = []
+    page.once("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+    page.click("#multi-apply")
+    page.locator("#undo-bar").wait_for(state="visible")  # shown once every decision is stored
+    page.wait_for_load_state("domcontentloaded")
+    assert dialogs and f"{len(admin_ids)} mapping(s)" in dialogs[0]
+    for mid in admin_ids:
+        m = mapping(api, mid)
+        assert m["status"] == "no_match" and m["reviewer"] == REVIEWER, m
+        decided[mid] = "no_match"
 
     # 2. the review queue, sorted by priority; Enter opens the selected (first) row
     page.goto(base + "/ui/queue")
@@ -154,9 +190,8 @@ def test_upload_review_bulk_approve_and_export(server, browser):
     page.wait_for_selector("#review")
     assert review_id(page) == first_id
 
-    # 3. review with keyboard shortcuts: the first rows are the engine's no-matches -> 'n';
-    #    then 'a' approves a proposal; each action moves to the next mapping in the queue.
-    decided: dict[int, str] = {}
+    # 3. review with keyboard shortcuts: 'n' on an engine no-match, 'a' approves a proposal;
+    #    each action moves to the next mapping in the queue.
     for _ in range(6):
         mid = review_id(page)
         current = mapping(api, mid)
@@ -207,15 +242,33 @@ def test_upload_review_bulk_approve_and_export(server, browser):
     assert (
         m["target_name"] == hit_name and m["status"] == "approved" and m["history"][-1]["action"] == "choose"
     )
-    decided[mid] = "approved"
 
-    # 6. bulk-approve from the home page
+    # 5b. undo: 'u' resets the last decision (the catalogue choice) and opens that mapping again
+    page.wait_for_selector("#review")
+    assert not page.locator("#undo-bar").is_hidden()
+    page.keyboard.press("u")
+    page.wait_for_url(f"**/ui/review/{mid}", timeout=15_000)
+    m = mapping(api, mid)
+    assert m["status_by"] == "auto" and m["history"][-1]["action"] == "reset", m
+    assert page.locator("#undo-decision").is_disabled()  # nothing left to undo on this exam
+
+    # 6. bulk-approve from the home page: a preview count, a confirmation (cancel changes nothing),
+    #    then a result message
     page.goto(base + "/")
     page.fill("#bulk-threshold", "0.6")
+    page.once("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.click("#bulk-approve")
-    page.wait_for_function("document.querySelector('#bulk-status').textContent.startsWith('Approved')")
+    page.wait_for_selector("#bulk-status:has-text('cancelled')")
+    everything = api.get("/mappings", params={"status": "all", "limit": 500}).json()["items"]
+    assert not [m for m in everything if m["comment"] and m["comment"].startswith("bulk-approved")]
+    preview = dialogs[-1]
+    page.once("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+    page.click("#bulk-approve")
+    page.wait_for_selector("#bulk-status:has-text('Approved')")
     bulk_count = int(page.inner_text("#bulk-status").split()[1])
-    assert bulk_count > 0
+    assert (
+        bulk_count > 0 and preview.startswith(f"Approve {bulk_count} mapping(s)") and dialogs[-1] == preview
+    )
     page.wait_for_load_state("domcontentloaded")
     everything = api.get("/mappings", params={"status": "all", "limit": 500}).json()["items"]
     bulk = [m for m in everything if m["comment"] and m["comment"].startswith("bulk-approved")]
@@ -236,7 +289,7 @@ def test_upload_review_bulk_approve_and_export(server, browser):
     for m in expected.values():
         r = by_key[(m["data_source"] or "", m["exam_code"] or "", m["exam_name"])]
         assert r["status"] == m["status"] and r["reviewer"] == REVIEWER
-        assert r["target_name"] == (m["target_name"] or "" if m["status"] == "approved" else "")
+        assert r["proposed_name"] == (m["target_name"] or "" if m["status"] == "approved" else "")
     with page.expect_download() as info:
         page.click("#export-fhir")
     fhir = json.loads(Path(info.value.path()).read_text())

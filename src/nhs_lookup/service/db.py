@@ -391,11 +391,12 @@ class Store:
         data_source: str | None,
         comment: str | None,
         include_flagged: bool,
+        dry_run: bool = False,
     ) -> int:
         """Approve undecided proposals at or above *threshold*; human decisions are never touched.
 
         Auto-flagged proposals are skipped unless *include_flagged*; soft flags (``singleton``) alone
-        do not block approval.
+        do not block approval. *dry_run* only counts them (the preview the web app confirms).
         """
         with self.session() as s, s.begin():
             stmt = select(Mapping).where(
@@ -411,6 +412,9 @@ class Store:
             count = 0
             for m in s.scalars(stmt):
                 if not include_flagged and blocking_flags(m.flags or []):
+                    continue
+                if dry_run:
+                    count += 1
                     continue
                 m.status, m.status_by, m.reviewer, m.decided_at = "approved", "human", reviewer, now
                 m.comment, m.equivalence, m.updated_at = note, "equivalent", now
@@ -486,6 +490,15 @@ class Store:
                 stmt = stmt.where(Mapping.status.in_(("approved", "no_match")))
             stmt = stmt.order_by(Mapping.data_source, Mapping.exam_code, Mapping.exam_name)
             return list(s.scalars(stmt))
+
+    def proposal_counts(self) -> list[tuple[str | None, str, bool, int]]:
+        """(data_source, status, has a proposed target, count): the upload summary's breakdown."""
+        with self.session() as s:
+            has_target = Mapping.target_name.is_not(None)
+            stmt = select(Mapping.data_source, Mapping.status, has_target, func.count()).group_by(
+                Mapping.data_source, Mapping.status, has_target
+            )
+            return [(ds, st, bool(t), n) for ds, st, t, n in s.execute(stmt)]
 
     def status_counts(self) -> list[tuple[str | None, str, int]]:
         with self.session() as s:

@@ -84,6 +84,40 @@ class SourceSummary:
     total: int
 
 
+@dataclass(frozen=True)
+class ReviewSummary:
+    """One source's rows for the upload page: what is decided, what the engine flagged, what it
+    could not map (proposed no-matches), and what looks fine but nobody has checked yet."""
+
+    data_source: str
+    approved: int
+    no_match: int  # reviewed as no match
+    flagged: int  # auto- or hand-flagged, a proposed row
+    unflagged: int  # undecided proposals with no blocking flag
+    proposed_no_match: int  # undecided, the engine proposed no row
+    other: int  # rejected / deferred
+    total: int
+
+
+def review_summary(counts: Iterable[tuple[str | None, str, bool, int]]) -> list[ReviewSummary]:
+    """Per-source breakdown from ``Store.proposal_counts()`` (data_source, status, has_target, n)."""
+    acc: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for source, status, has_target, n in counts:
+        row = acc[source or "(none)"]
+        if status in ("approved", "no_match"):
+            row[status] += n
+        elif status in ("unreviewed", "flagged") and not has_target:
+            row["proposed_no_match"] += n
+        elif status == "flagged":
+            row["flagged"] += n
+        elif status == "unreviewed":
+            row["unflagged"] += n
+        else:
+            row["other"] += n
+    fields = ("approved", "no_match", "flagged", "unflagged", "proposed_no_match", "other")
+    return [ReviewSummary(k, *(v[f] for f in fields), sum(v.values())) for k, v in sorted(acc.items())]
+
+
 def summarize(counts: Iterable[tuple[str | None, str, int]]) -> list[SourceSummary]:
     """Counts per data source from (data_source, status, count) triples; rejected/deferred need review."""
     acc: dict[str, dict[str, int]] = defaultdict(lambda: {"approved": 0, "needs_review": 0, "no_match": 0})

@@ -205,12 +205,14 @@ class BulkApproveIn(BaseModel):
         False, description="also approve auto-flagged proposals above the threshold"
     )
     comment: str | None = Field(None, max_length=2000)
+    dry_run: bool = Field(False, description="only count what would be approved (nothing changes)")
 
 
 class BulkApproveOut(BaseModel):
-    approved: int
+    approved: int  # with dry_run: how many would be approved
     threshold: float
     data_source: str | None
+    dry_run: bool = False
 
 
 class SummaryOut(BaseModel):

@@ -51,9 +51,11 @@ def bulk_approve(body: BulkApproveIn, ctx: Ctx) -> BulkApproveOut:
     """Approve every undecided proposal at or above a confidence threshold (optionally one source).
     Human decisions are never overridden."""
     n = ctx.store.bulk_approve(
-        body.threshold, body.reviewer, body.data_source, body.comment, body.include_flagged
+        body.threshold, body.reviewer, body.data_source, body.comment, body.include_flagged, body.dry_run
     )
-    return BulkApproveOut(approved=n, threshold=body.threshold, data_source=body.data_source)
+    return BulkApproveOut(
+        approved=n, threshold=body.threshold, data_source=body.data_source, dry_run=body.dry_run
+    )
 
 
 @router.get("/summary", response_model=list[SummaryOut])

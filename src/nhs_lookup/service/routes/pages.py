@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from nhs_lookup import __version__
 from nhs_lookup.service.actions import build_consolidated, mapping_detail
 from nhs_lookup.service.db import QueueFilter
-from nhs_lookup.service.exports import summarize
+from nhs_lookup.service.exports import review_summary
 from nhs_lookup.service.review import BANDS, STATUSES, band_of
 from nhs_lookup.service.schemas import MAX_INT64
 from nhs_lookup.service.settings import ServiceSettings
@@ -33,6 +33,7 @@ SHORTCUTS_REVIEW = [
     ("f", "flag for a second opinion"),
     ("d", "defer"),
     ("r", "reject the proposal (the engine proposes another)"),
+    ("u", "undo the last decision (back to the engine's proposal)"),
     ("j or →", "next mapping in the queue"),
     ("/", "search the catalogue"),
     ("c", "write a comment"),
@@ -42,6 +43,9 @@ SHORTCUTS_QUEUE = [
     ("j / k", "move down / up"),
     ("Enter", "open the selected mapping"),
     ("a", "approve the selected mapping's proposal"),
+    ("x", "tick / untick the selected row (then 'Apply to selected')"),
+    ("u", "undo the last decision"),
+    ("click a heading", "sort the rows shown"),
 ]
 
 
@@ -82,7 +86,7 @@ def pages_router(settings: ServiceSettings) -> APIRouter:
     @router.get("/", response_class=HTMLResponse)
     def home(request: Request) -> HTMLResponse:
         ctx = request.app.state.ctx
-        summary = summarize(ctx.store.status_counts())
+        summary = review_summary(ctx.store.proposal_counts())
         return page(
             request,
             "index.html",
