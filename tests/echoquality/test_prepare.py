@@ -16,7 +16,12 @@ import _results_fixture as fx  # noqa: E402
 
 from echoquality.cli import app  # noqa: E402
 from echoquality.results_table import ResultRecord, load_results  # noqa: E402
-from echoquality.training.selection import SelectionCriteria, balanced_sample, classify, select  # noqa: E402
+from echoquality.training.selection import (  # noqa: E402
+    SelectionCriteria,
+    balanced_sample,
+    classify,
+    select,
+)
 
 
 def _rec(score, status, machine="m", key="k"):
@@ -116,7 +121,7 @@ def test_refuses_to_overwrite_without_force(tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("user file")
     r = _run(["--results", str(results), "--output", str(out), "--data-dir", str(data)])
-    assert r.exit_code == 1
+    assert r.exit_code == 2  # a usage error, like the other ones
     assert "--force" in r.output
     assert not (out / "echo_annotations.csv").exists()
     r = _run(["--results", str(results), "--output", str(out), "--data-dir", str(data), "--force"])
@@ -246,3 +251,21 @@ def test_relative_paths_resolved_from_run_info_data_dir(tmp_path):
     assert r.exit_code == 0, r.output
     info = json.loads((out / "dataset_analysis.json").read_text())
     assert info["files_copied"] == 7 and info["missing_files"] == 0
+
+
+def test_build_training_set_is_the_library_workflow(tmp_path):
+    from echoquality.training.trainset import PrepareInputError, TrainingSetRequest, build_training_set
+
+    data, results = fx.build(tmp_path)
+    out = tmp_path / "td"
+    request = TrainingSetRequest(results, out, SelectionCriteria(seed=3), data_dir=data)
+    built = build_training_set(request)
+    assert built.report.total_samples == len(_rows(out)) == 7
+    assert (built.selection.hq_candidates, built.human_labels, built.data_dir) == (4, 0, data)
+    # bad options are input errors (CLI exit 2); an output in use is a plain PrepareError (exit 1)
+    with pytest.raises(PrepareInputError, match="needs --labels"):
+        build_training_set(TrainingSetRequest(results, out, use_pseudo=False))
+    with pytest.raises(PrepareInputError):
+        build_training_set(TrainingSetRequest(tmp_path / "nowhere", out))
+    with pytest.raises(PrepareInputError, match="--force"):  # a usage error: the CLI exits 2
+        build_training_set(request)

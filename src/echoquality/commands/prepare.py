@@ -14,12 +14,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command("prepare-data")
     def prepare_data(
-        results: Path = typer.Option(
-            Path("results/inference_output"),
+        results: Path | None = typer.Option(
+            None,
             "--results",
-            help="Inference output folder (results.csv or summary.json).",
+            help="Inference output folder (results.csv or summary.json) whose confident scores become "
+            "pseudo-labels. Omit it with --labels to build the set from your labels alone.",
+            show_default="results/inference_output, or none when --labels is given",
         ),
-        output: Path = typer.Option(Path("training_data"), "--output", help="Training-set folder to create."),
+        output: Path = typer.Option(
+            Path("training_data"), "--output", "-o", help="Training-set folder to create."
+        ),
         data_dir: Path | None = typer.Option(
             None,
             "--data-dir",
@@ -51,8 +55,11 @@ def register(app: typer.Typer) -> None:
         ),
         force: bool = typer.Option(False, "--force", help="Replace an existing training set in --output."),
     ) -> None:
-        """Select pseudo-labelled clips from inference results, copy them to OUTPUT/echo_videos/ and
-        write echo_annotations.csv and dataset_analysis.json.
+        """Build a training set: copy the chosen clips to OUTPUT/echo_videos/ and write
+        echo_annotations.csv and dataset_analysis.json.
+
+        From labelled clips alone: --labels labels.csv --data-dir RAW (no inference run, no weights).
+        From an inference run: pseudo-labels from --results, plus --labels when you have them.
 
         HQ (label 1): score >= --high-quality-threshold and PASS. LQ (label 0): score <= --low-quality-threshold
         and FAIL. Everything else is excluded and counted. Pseudo-labels are the model's own confident
@@ -68,6 +75,8 @@ def register(app: typer.Typer) -> None:
         )
 
         console = Console()
+        if results is None and labels is None:
+            results = Path("results/inference_output")
         request = TrainingSetRequest(
             results=results,
             output=output,

@@ -78,7 +78,7 @@ class PrepareReport:
 
 def ensure_writable(output_dir: Path, force: bool) -> None:
     if output_dir.exists() and any(output_dir.iterdir()) and not force:
-        raise PrepareError(
+        raise PrepareInputError(
             f"{output_dir} exists and is not empty; use --force to replace the training set "
             "(echo_videos/ and the annotation files; other files are left alone) or choose --output"
         )
@@ -240,7 +240,7 @@ def write_training_set(
 class TrainingSetRequest:
     """Everything ``prepare-data`` is asked to do."""
 
-    results: Path
+    results: Path | None  # None: build the set from the human labels alone (needs labels)
     output: Path
     criteria: SelectionCriteria = field(default_factory=SelectionCriteria)
     data_dir: Path | None = None  # None: from the run's run_info.json, else raw_data
@@ -272,6 +272,10 @@ def _load_results(request: TrainingSetRequest) -> tuple[list[ResultRecord], Path
         raise PrepareInputError(str(exc)) from exc
     if not request.use_pseudo and request.labels is None:
         raise PrepareInputError("--no-pseudo-labels needs --labels")
+    if request.results is None:  # labelled clips only: no inference run needed
+        if request.labels is None:
+            raise PrepareInputError("give --results (an inference run) or --labels (a path,label CSV)")
+        return [], request.labels
     try:
         return load_results(request.results)
     except ResultsError as exc:
@@ -287,7 +291,8 @@ def build_training_set(request: TrainingSetRequest) -> TrainingSet:
     from echoquality.results_table import data_dir_from_run_info
 
     records, source = _load_results(request)
-    ddir = request.data_dir or data_dir_from_run_info(request.results) or Path("raw_data")
+    from_run = data_dir_from_run_info(request.results) if request.results is not None else None
+    ddir = request.data_dir or from_run or Path("raw_data")
     human = read_labels(request.labels, ddir) if request.labels else []
     selection = select(records, request.criteria)
     clips, label_counts = merge_labels(selection, records, human, ddir, use_pseudo=request.use_pseudo)
