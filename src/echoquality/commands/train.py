@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
             None, "--data-root", help="Base folder for the CSV's video_path (default: the CSV's folder)."
         ),
         output: Path | None = typer.Option(
-            None, "--output", help="Where models and reports go (default: trained_models)."
+            None, "--output", "-o", help="Where models and reports go (default: trained_models)."
         ),
         weights: Path | None = typer.Option(
             None,
@@ -30,12 +30,16 @@ def register(app: typer.Typer) -> None:
             help="Initial weights (reference or a previous best_model.pt); omit to train from scratch.",
         ),
         arch: str | None = typer.Option(
-            None, "--arch", help="r2plus1d_18 (the reference network) or tiny (CPU tests)."
+            None,
+            "--arch",
+            help="r2plus1d_18 (the reference network) or tiny (CPU tests).",
+            show_default="r2plus1d_18",
         ),
         trainable: str | None = typer.Option(
             None,
             "--trainable",
             help="Layers to fine-tune: fc, layer4 (= layer4+fc), layer3 (= layer3+layer4+fc), ..., or all.",
+            show_default="layer4 (with --weights; all layers train from scratch)",
         ),
         epochs: int | None = typer.Option(None, "--epochs", help="Maximum epochs (default: 20)."),
         batch_size: int | None = typer.Option(None, "--batch-size", help="Clips per batch (default: 8)."),
@@ -44,14 +48,18 @@ def register(app: typer.Typer) -> None:
             None, "--seed", help="Seed for split, shuffling, augmentation, init (default: 42)."
         ),
         cache_dir: Path | None = typer.Option(
-            None, "--cache-dir", help="Cache of preprocessed clips (default: training_data/clip_cache)."
+            None,
+            "--cache-dir",
+            help="Cache of preprocessed clips (default: clip_cache/ next to the annotations CSV).",
         ),
         no_cache: bool = typer.Option(False, "--no-cache", help="Decode DICOM every epoch (no clip cache)."),
         no_augment: bool = typer.Option(False, "--no-augment", help="Train without augmentation."),
         scheduler: str | None = typer.Option(
-            None, "--scheduler", help="plateau (ReduceLROnPlateau) or cosine."
+            None, "--scheduler", help="plateau (ReduceLROnPlateau) or cosine.", show_default="plateau"
         ),
-        device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda."),
+        device: str | None = typer.Option(
+            None, "--device", help="auto (cuda when available), cpu or cuda.", show_default="auto"
+        ),
         workers: int | None = typer.Option(
             None, "--workers", help="DataLoader worker processes (default: 0)."
         ),
@@ -62,7 +70,9 @@ def register(app: typer.Typer) -> None:
             False, "--force", help="Start over in an OUTPUT that already holds a model."
         ),
         no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not track the run in MLflow."),
-        experiment_name: str | None = typer.Option(None, "--experiment-name", help="MLflow experiment name."),
+        experiment_name: str | None = typer.Option(
+            None, "--experiment-name", help="MLflow experiment name.", show_default="EchoQuality_Training"
+        ),
         config: Path | None = typer.Option(
             None, "--config", help="YAML config (train:, preprocess:, inference:)."
         ),
@@ -111,6 +121,9 @@ def register(app: typer.Typer) -> None:
                 "mlflow": False if no_mlflow else None,
             },
         )
+        if cache_dir is None and tc.cache_dir == "training_data/clip_cache":
+            # the cache lives with the training set it caches, not in the working directory
+            tc.cache_dir = str(Path(tc.annotations).parent / "clip_cache")
 
         from echoquality.model import WeightsError
         from echoquality.training.dataset import AnnotationsError

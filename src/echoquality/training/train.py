@@ -103,7 +103,7 @@ def train(cfg: EchoConfig, *, resume: bool = False, force: bool = False, log: An
         tracker = make_tracker(
             tc.mlflow,
             tc.experiment_name,
-            run_name=out.name,
+            run_name=f"train {tc.architecture} {'fine-tune ' + ','.join(tc.trainable_layers) if tc.weights else 'from scratch'} -> {out}",
             tracking_uri=tc.tracking_uri,
             run_id=state.mlflow_run_id,
         )
