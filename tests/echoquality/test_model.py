@@ -183,3 +183,17 @@ def test_resolve_weights_path_precedence(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("ECHOQUALITY_WEIGHTS", str(tmp_path / "env.pt"))
     assert resolve_weights_path(None) == tmp_path / "env.pt"
     assert resolve_weights_path("cli.pt") == Path("cli.pt")
+
+
+def test_score_batch_numpy_input_and_logits_match_predict_scores(tiny_weights: Path) -> None:
+    from echoquality.model import batch_logits, score_batch
+
+    model = load_model(tiny_weights, "cpu")
+    torch.manual_seed(2)
+    x = torch.randn(2, 3, 16, 112, 112)
+    scores = score_batch(model, x.numpy(), "cpu")
+    assert scores.dtype == np.float64 and scores.shape == (2,)
+    np.testing.assert_array_equal(scores, predict_scores(model, x))
+    logits = batch_logits(model, x)
+    assert logits.shape == (2,) and not logits.requires_grad
+    np.testing.assert_allclose(torch.sigmoid(logits).numpy(), scores, rtol=1e-6)

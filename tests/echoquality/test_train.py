@@ -369,3 +369,15 @@ def test_cli_usage_errors(tmp_path):
     )
     assert r.exit_code == 2 and "prepare-data" in r.output
     shutil.rmtree(tmp_path / "o", ignore_errors=True)
+
+
+def test_early_stopping_needs_a_drop_larger_than_min_delta():
+    from echoquality.training.callbacks import EarlyStopping
+
+    stopper = EarlyStopping(patience=2, min_delta=0.1)
+    assert stopper.update(1.0, 1) and stopper.best_epoch == 1
+    assert not stopper.update(0.95, 2)  # not better by more than min_delta
+    assert not stopper.stop
+    assert stopper.update(0.8, 3) and stopper.bad_epochs == 0
+    assert not stopper.update(0.9, 4) and not stopper.update(0.75, 5)
+    assert stopper.stop and (stopper.best_loss, stopper.best_epoch) == (0.8, 3)
