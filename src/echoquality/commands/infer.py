@@ -96,7 +96,7 @@ def infer(
 
     Re-running scores only new or changed files (same weights and preprocessing); earlier results are never deleted unless --force or --clean.
 
-    Exit code 0 when the run completed (even with skipped files); 2 for usage errors (no or invalid weights, missing data folder, output made with other weights).
+    Exit code 0 when the run completed (even with skipped files); 1 when no file at all could be scored (the reasons are printed); 2 for usage errors (no or invalid weights, missing data folder, output made with other weights).
     """
     from rich.console import Console
     from rich.markup import escape
@@ -163,6 +163,29 @@ def infer(
     print_summary(summary, console)
     if summary.weights_note:
         console.print(f"[bold yellow]Note on the weights:[/] {summary.weights_note}")
+    nothing = _nothing_scored(summary, icfg.data_dir)
+    if nothing:
+        err.print(f"[red]nothing was scorable:[/] {escape(nothing)}")
+        raise typer.Exit(1)
+
+
+def _nothing_scored(summary: object, data_dir: str) -> str | None:
+    """Why no file at all has a score (one line), or ``None`` when at least one has."""
+    from collections import Counter
+
+    folders = summary.folders  # type: ignore[attr-defined]
+    if any(f.scored for f in folders):
+        return None
+    if not folders:
+        return f"no study folders under {data_dir} (expected {data_dir}/<folder>/<files>)"
+    files = sum(len(f.files) for f in folders)
+    if files == 0:
+        return f"{len(folders)} folder(s) under {data_dir} hold no files"
+    reasons: Counter[str] = Counter()
+    for f in folders:
+        reasons.update({k: v for k, v in f.error_counts().items() if v})
+    why = ", ".join(f"{k} {n}" for k, n in reasons.most_common()) or "see the failed-files lists"
+    return f"none of the {files} file(s) under {data_dir} could be scored ({why}); see results.csv"
 
 
 def register(app: typer.Typer) -> None:
