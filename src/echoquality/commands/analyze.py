@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
             help="Inference output folder (results.csv or summary.json).",
         ),
         output: Path | None = typer.Option(
-            None, "--output", help="Where analysis.json and the plots go (default: the results folder)."
+            None, "--output", "-o", help="Where analysis.json and the plots go (default: the results folder)."
         ),
         high_quality_threshold: float = typer.Option(
             0.95, help="Score >= this and PASS counts as high quality."

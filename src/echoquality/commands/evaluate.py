@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
             "--data-root",
             help="Base folder for relative paths in --labels (default: the labels file's folder).",
         ),
-        output: Path = typer.Option(Path("results/evaluation"), "--output", help="Report folder."),
+        output: Path = typer.Option(Path("results/evaluation"), "--output", "-o", help="Report folder."),
         threshold: float | None = typer.Option(
             None, "--threshold", help=f"PASS threshold (default: config, {DEFAULT_THRESHOLD:g})."
         ),

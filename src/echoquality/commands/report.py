@@ -17,7 +17,9 @@ def register(app: typer.Typer) -> None:
             "--results",
             help="Inference output folder (results.csv or summary.json).",
         ),
-        html: Path = typer.Option(Path("report.html"), "--html", help="HTML file to write."),
+        html: Path = typer.Option(
+            Path("report.html"), "--output", "-o", "--html", help="HTML file to write."
+        ),
         data_dir: Path | None = typer.Option(
             None, "--data-dir", help="Folder the run read (default: from run_info.json)."
         ),
