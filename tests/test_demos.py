@@ -29,6 +29,7 @@ def test_lookup_demo_runs_every_step_on_the_bundled_sample(tmp_path):
     validation = json.loads((out / "validation.json").read_text())
     assert validation
     assert "SAMPLE catalogue" in proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lookup"]  # nothing left outside --workdir
 
 
 @pytest.mark.slow
@@ -41,3 +42,4 @@ def test_echo_demo_trains_on_synthetic_labels_and_says_so(tmp_path):
     assert summary["total_processed"] > 0
     assert (out / "results" / "trained" / "analysis.json").is_file()
     assert "SYNTHETIC" in proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["echo"]  # nothing left outside --workdir

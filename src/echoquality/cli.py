@@ -39,6 +39,15 @@ def flag_style(command: click.Command) -> click.Command:
             param.metavar = ""
     for sub in getattr(command, "commands", {}).values():
         flag_style(sub)
+    help_option = command.get_help_option
+
+    def get_help_option(ctx: click.Context) -> click.Option | None:
+        option = help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = get_help_option  # type: ignore[method-assign]
     return command
 
 
