@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 
 import nhs_lookup
 from nhs_lookup.service import ServiceSettings, create_app
-from radqc_web.security import host_policy
+from radqc_common.security import host_policy
 
 BASE_URL = "http://127.0.0.1:8000"
 HUGE = "9" * 30

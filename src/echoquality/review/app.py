@@ -2,7 +2,7 @@
 local static assets only, so it works offline).
 
 Conventions of ``nhs-lookup serve``: loopback by default, Host / cross-origin checks and a strict
-Content-Security-Policy (``radqc_web.security``), an optional API key for writes.
+Content-Security-Policy (``radqc_common.security``), an optional API key for writes.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from radqc_web.security import SecurityMiddleware, host_policy
+from radqc_common.security import SecurityMiddleware, host_policy
 
 from .catalog import Catalog, build_catalog, preprocess_config_of_run
 from .explain import GradcamService, weights_from_run

@@ -24,7 +24,7 @@ from nhs_lookup.service.pool import PooledEngine
 from nhs_lookup.service.routes import catalogue, export, jobs, lookup, mappings
 from nhs_lookup.service.routes.pages import STATIC_DIR, pages_router
 from nhs_lookup.service.settings import ServiceSettings
-from radqc_web.security import SecurityMiddleware, host_policy
+from radqc_common.security import SecurityMiddleware, host_policy
 
 __all__ = ["ApiError", "ServiceContext", "create_app", "load_engine"]
 
