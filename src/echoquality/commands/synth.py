@@ -29,6 +29,12 @@ def synth(
     force: bool = typer.Option(
         False, "--force", help="Write into a folder that already holds a synth_manifest.csv."
     ),
+    labels: Path | None = typer.Option(
+        None,
+        "--labels",
+        help="Also write the scorable clips' known labels here as the path,label CSV that "
+        "`prepare-data --labels` reads (paths relative to --output).",
+    ),
 ) -> None:
     """Generate realistic synthetic ultrasound cines with known quality labels.
 
@@ -62,6 +68,15 @@ def synth(
     )
     scored = [r for r in records if not r.expected_skip_reason]
     good = sum(1 for r in scored if r.label == 1)
+    if labels is not None:
+        import csv
+
+        labels.parent.mkdir(parents=True, exist_ok=True)
+        with labels.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["path", "label"])
+            writer.writerows([r.relative_path, r.label] for r in scored)
+        console.print(f"Labels of the {len(scored)} scorable clips: {labels}")
     console.print(
         f"Wrote {len(records)} files in {folders} folders under {output}: {len(scored)} scorable "
         f"({good} good, {len(scored) - good} poor), {len(records) - len(scored)} to be skipped. "
