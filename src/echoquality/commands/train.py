@@ -71,7 +71,10 @@ def register(app: typer.Typer) -> None:
         ),
         no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not track the run in MLflow."),
         experiment_name: str | None = typer.Option(
-            None, "--experiment-name", help="MLflow experiment name.", show_default="EchoQuality_Training"
+            None,
+            "--experiment-name",
+            help="Name the run is recorded under (its MLflow experiment; runs of one name are grouped).",
+            show_default="EchoQuality_Training",
         ),
         config: Path | None = typer.Option(
             None, "--config", help="YAML config (train:, preprocess:, inference:)."

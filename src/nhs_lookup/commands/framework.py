@@ -126,7 +126,8 @@ def train(
         str | None,
         typer.Option(
             "--experiment-name",
-            help="Session name; re-running the same name resumes it. Default: train-<first file name>.",
+            help="Name the run is recorded under (a session in --db); re-running the same name resumes it.",
+            show_default="train-<first file name>",
         ),
     ] = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Cases per worker task.")] = 1000,
@@ -258,7 +259,9 @@ def optimize(
         str | None,
         typer.Option(
             "--experiment-name",
-            help="Optuna study name (resumed if it exists). Default: optimize-<file>-<strategy>.",
+            help="Name the run is recorded under (the Optuna study in --db, and its MLflow experiment); "
+            "re-running the same name resumes it.",
+            show_default="optimize-<file>-<strategy>",
         ),
     ] = None,
     config: Annotated[
