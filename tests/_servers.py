@@ -175,13 +175,13 @@ def _ray_bin() -> str:
     return str(Path(sys.executable).parent / "ray")
 
 
-def _ray_stop(env: dict[str, str]) -> None:
-    subprocess.run([_ray_bin(), "stop", "--force"], env=env, capture_output=True, timeout=120)
-
-
 @pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
-    """A Ray head (1 CPU) and a worker node (1 CPU, its own process group) on loopback."""
+    """A Ray head (1 CPU) and a worker node (1 CPU) on loopback, each in its own process group.
+
+    Stopped by killing those two process groups and any process left holding this cluster's temp
+    folder, never with ``ray stop`` (which would also stop other Ray instances on the machine).
+    """
     pytest.importorskip("ray", reason="ray not installed (pip install '.[distributed]')")
     marks = tmp_path_factory.mktemp("ray_marks")
     port = free_port()
@@ -190,36 +190,53 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
     env.update(RAY_health_check_period_ms="500", RAY_health_check_failure_threshold="3")
     temp_dir = Path(tempfile.mkdtemp(prefix="rq_ray_"))  # short: Ray's socket paths live under it
     cluster = RayCluster(f"{HEAD_IP}:{port}", marks, env, temp_dir)
-    head = [_ray_bin(), "start", "--head", "--node-ip-address", HEAD_IP, "--port", str(port)]
-    head += [
-        "--include-dashboard=false",
-        "--num-cpus",
-        "1",
-        "--disable-usage-stats",
-        "--temp-dir",
-        str(temp_dir),
-    ]
+    head_cmd = [_ray_bin(), "start", "--head", "--block", "--node-ip-address", HEAD_IP, "--port", str(port)]
+    head_cmd += ["--include-dashboard=false", "--num-cpus", "1", "--disable-usage-stats"]
+    head: subprocess.Popen | None = None
     try:
-        res = subprocess.run(
-            head, env={**env, NODE_LABEL_ENV: "head"}, capture_output=True, text=True, timeout=180
+        head = subprocess.Popen(
+            [*head_cmd, "--temp-dir", str(temp_dir)],
+            env={**env, NODE_LABEL_ENV: "head"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
-        if res.returncode != 0:
-            pytest.fail(f"ray start --head failed: {res.stdout[-1500:]} {res.stderr[-1500:]}")
+        _wait_for_nodes(cluster.address, 1, env)
         cluster.start_worker_node()
         yield cluster
     finally:
-        if cluster.worker is not None and cluster.worker.poll() is None:
-            os.killpg(cluster.worker.pid, signal.SIGKILL)
-            cluster.worker.wait(timeout=30)
-        _ray_stop(env)
+        for proc in (cluster.worker, head):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+        _kill_leftovers(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _kill_leftovers(temp_dir: Path) -> None:
+    """SIGKILL any process whose command line names this cluster's own temp folder."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(temp_dir) in cmdline and int(proc.name) != os.getpid():
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def _wait_for_nodes(address: str, n: int, env: dict[str, str], timeout: float = 120) -> None:
     code = (
         "import ray,sys,time\n"
-        f"ray.init(address={address!r}, logging_level='ERROR')\n"
-        f"t=time.monotonic()\n"
+        "t=time.monotonic()\n"
+        "while True:\n"
+        "    try:\n"
+        f"        ray.init(address={address!r}, logging_level='ERROR'); break\n"
+        "    except Exception:  # the GCS is not up yet\n"
+        f"        if time.monotonic()-t>{timeout}: raise\n"
+        "        time.sleep(0.5)\n"
         f"while sum(x['Alive'] for x in ray.nodes())<{n}:\n"
         f"    time.sleep(0.2)\n"
         f"    if time.monotonic()-t>{timeout}: sys.exit('nodes did not join')\n"

@@ -125,6 +125,7 @@ class RayPipeline:
         self._scoring: dict[Any, list[_Outcome]] = {}
         self._in_scoring = 0
         self.actors: list[Any] = []
+        self._weights: Any = None
         self._next_actor = 0
         self.batch_size = 1
 
@@ -133,8 +134,9 @@ class RayPipeline:
         cls = self.ray.remote(ScoreActor).options(
             num_cpus=0, num_gpus=num_gpus, max_restarts=ACTOR_RESTARTS, max_task_retries=-1
         )
-        weights = self.ray.put(state_dict)
-        self.actors = [cls.remote(weights, device) for _ in range(max(1, n))]
+        # kept for the run: an actor restarted after its node died is rebuilt from this object
+        self._weights = self.ray.put(state_dict)
+        self.actors = [cls.remote(self._weights, device) for _ in range(max(1, n))]
         self.batch_size = max(1, batch_size)
         # like the local engine, the loop starts once the model is built (decoding already runs)
         self.ray.get([a.ready.remote() for a in self.actors])
