@@ -338,6 +338,6 @@ def _index_fingerprint() -> str:
 
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for name in ("retrieval.py", "semantic.py", "scoring.py"):
+    for name in ("retrieval.py", "semantic.py", "scoring.py", "tfidf.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()[:12]

@@ -22,6 +22,7 @@ from nhs_lookup.scoring import (
     PreparedQuery,
 )
 from nhs_lookup.semantic import SemanticBackend, make_backend
+from nhs_lookup.tfidf import TfidfModel
 from nhs_lookup.vocab import Vocabulary, default_vocabulary
 
 RETRIEVE_K = 120
@@ -72,7 +73,7 @@ class CatalogueIndex:
     """Matrices and arrays over the catalogue used by retrieval and scoring."""
 
     n: int
-    char_vectorizer: object
+    char_vectorizer: TfidfModel  # fitted by scikit-learn at build time; transforms without it
     char_name: sp.csr_matrix  # (V, N): 0.75 x name n-grams + 0.25 x FSN n-grams (one product per batch)
     semantic: SemanticBackend
     anatomy_vocab: dict[str, int]
@@ -153,7 +154,7 @@ class CatalogueIndex:
         n_content = np.asarray(name_words.sum(axis=1)).ravel()
         return cls(
             n=len(catalogue.entries),
-            char_vectorizer=vec,
+            char_vectorizer=TfidfModel.from_sklearn(vec),
             char_name=char_name,
             semantic=semantic,
             anatomy_vocab=anatomy_vocab,

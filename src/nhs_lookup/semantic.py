@@ -35,10 +35,13 @@ class TfidfSemantic:
     def fit(self, texts: list[str]) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        self.vectorizer = TfidfVectorizer(
+        from nhs_lookup.tfidf import TfidfModel
+
+        vec = TfidfVectorizer(
             analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"[a-z0-9]+"
         )
-        self.matrix = self.vectorizer.fit_transform(texts).T.tocsr()
+        self.matrix = vec.fit_transform(texts).T.tocsr()
+        self.vectorizer = TfidfModel.from_sklearn(vec)  # queries transform without scikit-learn
 
     def similarity(self, queries: list[str]) -> np.ndarray:
         q = self.vectorizer.transform(queries)

@@ -132,10 +132,14 @@ class Vocabulary:
         return self.modality_strong.get(key) or self.modality_hints.get(key)
 
 
+# libyaml's safe loader when built in (same result, several times faster: start-up of a lookup).
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read(name: str, data_dir: Path) -> dict:
     path = data_dir / name
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
     except OSError as exc:
         raise VocabularyError(f"vocabulary file {path} cannot be read: {exc}") from exc
     except yaml.YAMLError as exc:

@@ -1,0 +1,84 @@
+"""The fast paths give the same answers as the reference ones: batch vs single lookups, and the
+scikit-learn-free TF-IDF transform vs scikit-learn's own."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nhs_lookup.cases import load_cases
+from nhs_lookup.records import ExamQuery
+from nhs_lookup.vocab import DATA_DIR
+
+SUFFIXES = ("", " Lt", " right", " C+", " w/o contrast", " bilat", " ++", " (portable)")
+
+
+def _varied_queries() -> list[ExamQuery]:
+    """A few hundred varied names from the bundled sample data (cases and catalogue rows)."""
+    cases, _ = load_cases(DATA_DIR / "sample_cases.json")
+    rows = json.loads((DATA_DIR / "sample_catalogue.json").read_text())
+    names = [r["primary_source_name"] for r in rows if isinstance(r, dict) and "primary_source_name" in r]
+    out = [
+        ExamQuery(c.query.exam_name + s, c.query.modality_code if i % 2 else None)
+        for c in cases
+        for i, s in enumerate(SUFFIXES)
+    ]
+    out += [ExamQuery(n.lower() if i % 3 == 0 else n, None) for i, n in enumerate(names)]
+    out += [ExamQuery("", "CT"), ExamQuery("DNA", "XR"), ExamQuery("CT", None), ExamQuery("+++", "US")]
+    return out
+
+
+def _answer(r) -> tuple:
+    return (
+        r.best and r.best.entry.name,
+        round(r.confidence, 9),
+        r.no_match_reason,
+        r.review_reason,
+        r.ambiguous,
+        r.explanation,
+        [(c.entry.name, round(c.score, 6), round(c.semantic_score, 6), c.notes) for c in r.candidates],
+    )
+
+
+def test_batch_and_single_lookups_agree_on_varied_names(sample_engine):
+    queries = _varied_queries()
+    assert len(queries) >= 250
+    batch = sample_engine.lookup_many(queries)
+    assert len({r.best.entry.name for r in batch if r.best}) > 10  # varied answers, not one
+    for q, res in zip(queries, batch, strict=True):
+        assert _answer(sample_engine.lookup(q)) == _answer(res), q
+
+
+@pytest.mark.parametrize(
+    ("options", "texts"),
+    [
+        ({"analyzer": "char_wb", "ngram_range": (2, 4), "dtype": np.float32}, ["ct head", "xr  knee lt"]),
+        ({"analyzer": "word", "ngram_range": (1, 2), "token_pattern": r"[a-z0-9]+"}, ["ct head", "mri"]),
+    ],
+)
+def test_tfidf_model_transforms_bit_for_bit_like_sklearn(options, texts):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from nhs_lookup.tfidf import TfidfModel
+
+    corpus = ["ct head", "ct abdomen and pelvis with contrast", "xr knee left", "mri lumbar spine", "us neck"]
+    vec = TfidfVectorizer(sublinear_tf=True, **options).fit(corpus)
+    queries = [*texts, "", "Ünknown WORDS 12mm", "ct ct ct head", "knee\tleft   xr"]
+    want = vec.transform(queries).tocsr()
+    got = TfidfModel.from_sklearn(vec).transform(queries)
+    assert got.dtype == want.dtype
+    assert np.array_equal(got.indptr, want.indptr)
+    assert np.array_equal(got.indices, want.indices)
+    assert np.array_equal(got.data, want.data)  # exact, not approximately equal
+
+
+def test_tfidf_model_refuses_settings_it_does_not_reproduce():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from nhs_lookup.tfidf import TfidfModel
+
+    vec = TfidfVectorizer(analyzer="char", sublinear_tf=True).fit(["ct head"])
+    with pytest.raises(ValueError):
+        TfidfModel.from_sklearn(vec)
