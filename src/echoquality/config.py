@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from radqc_common.config import build_dataclass, read_yaml_mapping
 
 # Reference-model normalisation constants, BGR channel order, 0-255 scale.
 REFERENCE_MEAN_BGR: tuple[float, float, float] = (29.110628, 28.076836, 29.096405)
@@ -127,43 +127,12 @@ class EchoConfig:
         return dataclasses.asdict(self)
 
 
-def _build(cls: type, data: dict[str, Any] | None, where: str) -> Any:
-    """Instantiate dataclass *cls* from *data*, rejecting unknown keys with a clear message."""
-    data = dict(data or {})
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ValueError(
-            f"unknown config key(s) in {where}: {', '.join(unknown)}; allowed: {', '.join(fields)}"
-        )
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        f = fields[name]
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default  # type: ignore[misc]
-        if dataclasses.is_dataclass(default):
-            kwargs[name] = _build(type(default), value, f"{where}.{name}")
-        elif isinstance(default, tuple) and isinstance(value, list):
-            kwargs[name] = tuple(value)
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)
-
-
 def config_from_dict(data: dict[str, Any] | None) -> EchoConfig:
-    return _build(EchoConfig, data, "config")
+    return build_dataclass(EchoConfig, data, "config")
 
 
 def load_config(path: str | Path | None = None) -> EchoConfig:
     """Load a YAML config; missing keys keep their defaults. ``None`` gives the defaults."""
     if path is None:
         return EchoConfig()
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"config file not found: {p}")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"config file {p} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {p} must contain a mapping at the top level")
-    return config_from_dict(data)
+    return config_from_dict(read_yaml_mapping(path))

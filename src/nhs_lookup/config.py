@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from radqc_common.config import build_dataclass, read_yaml_mapping
+
 
 @dataclass
 class ComponentWeights:
@@ -98,25 +100,6 @@ class LookupConfig:
         return dataclasses.asdict(self)
 
 
-def _build(cls: type, data: dict[str, Any] | None, where: str) -> Any:
-    data = dict(data or {})
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ValueError(
-            f"unknown config key(s) in {where}: {', '.join(unknown)}; allowed: {', '.join(fields)}"
-        )
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        f = fields[name]
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default  # type: ignore[misc]
-        if dataclasses.is_dataclass(default):
-            kwargs[name] = _build(type(default), value, f"{where}.{name}")
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)
-
-
 def config_from_dict(data: dict[str, Any] | None) -> LookupConfig:
     """Build a config from a mapping. Accepts the seed layout where scoring keys sit under
     ``scoring:`` and ``modality_similarity:`` is a top-level section."""
@@ -128,21 +111,7 @@ def config_from_dict(data: dict[str, Any] | None) -> LookupConfig:
         data.pop(ignored, None)
         scoring.pop(ignored, None)
     data["scoring"] = scoring
-    return _build(LookupConfig, data, "config")
-
-
-def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
-    """Read a YAML file that must hold a mapping, with clear errors for missing or malformed files."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"config file not found: {p}")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"config file {p} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {p} must contain a mapping at the top level")
-    return data
+    return build_dataclass(LookupConfig, data, "config")
 
 
 def load_config(path: str | Path | None = None) -> LookupConfig:
