@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY=true
 export HF_HUB_OFFLINE=1
 
 .PHONY: setup demo test lint inference analyze prepare-data train synth \
-        lookup-demo lookup-train lookup-optimize lookup-validate serve benchmarks clean-venv
+        lookup-demo lookup-train lookup-optimize lookup-validate serve benchmarks mlflow-ui clean-venv
 
 setup: $(VENV)/.setup-stamp
 
@@ -43,8 +43,11 @@ inference: setup
 analyze: setup
 	$(BIN)/echoquality analyze --results $(OUTPUT)
 
+# LABELS=labels.csv adds human labels (path,label); LABELS alone with RESULTS= empty builds from them only.
+LABELS  ?=
+RESULTS ?= $(OUTPUT)
 prepare-data: setup
-	$(BIN)/echoquality prepare-data --results $(OUTPUT) --output training_data
+	$(BIN)/echoquality prepare-data $(if $(RESULTS),--results $(RESULTS),) --output training_data $(if $(LABELS),--labels $(LABELS) --data-dir $(DATA_DIR),)
 
 train: setup
 	$(BIN)/echoquality train --annotations training_data/echo_annotations.csv --output trained_models $(if $(WEIGHTS),--weights $(WEIGHTS),)
@@ -68,6 +71,10 @@ serve: setup
 demo: setup
 	$(BIN)/echoquality demo --workdir demo_output/echo
 	$(BIN)/nhs-lookup demo --workdir demo_output/lookup
+
+# Both systems log to this one store (echoquality train, nhs-lookup optimize).
+mlflow-ui: setup
+	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}
 
 benchmarks: setup
 	$(PYTHON) benchmarks/inference.py
