@@ -9,6 +9,7 @@ short clips padded to 32 frames *after* normalisation.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ class InferenceConfig:
     threshold: float = 0.3
     device: str = "auto"  # auto | cpu | cuda
     batch_size: int = 4
-    num_workers: int = 2  # decode/preprocess worker processes
+    num_workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # decode/preprocess processes
     write_csv: bool = True
     write_plots: bool = True
     gradcam: bool = False  # save a Grad-CAM GIF per scored file (needs echoquality.gradcam)

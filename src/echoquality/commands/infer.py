@@ -67,7 +67,10 @@ def infer(
     device: str = typer.Option(None, "--device", help="auto | cpu | cuda (default auto)."),
     batch_size: int = typer.Option(None, "--batch-size", min=1, help="Clips per forward pass (default 4)."),
     workers: int = typer.Option(
-        None, "--workers", min=0, help="Decode/preprocess worker processes; 0 = inline (default 2)."
+        None,
+        "--workers",
+        min=0,
+        help="Decode/preprocess worker processes; 0 = inline (default: the CPU count).",
     ),
     config: Path = typer.Option(None, "--config", help="YAML config (see config.yaml); options override it."),
     fps_aware: bool = typer.Option(
