@@ -76,3 +76,18 @@ def test_ray_train_survives_a_killed_worker_node(ray_cluster, tmp_path, engine_c
     assert [r[0] for r in got] == list(range(total))  # every case exactly once
     assert got == want
     assert os.environ.get("RADQC_TEST_TASK_MARKS") is None
+
+
+def test_engine_ray_without_ray_is_one_line_naming_the_extra(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from nhs_lookup.cli import app
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    db = tmp_path / "r.db"
+    res = CliRunner().invoke(
+        app, ["train", "--dataset", str(SAMPLE_CASES), "--db", str(db), "--engine", "ray", "--no-progress"]
+    )
+    assert res.exit_code == 2
+    assert "pip install 'radiology-qc[distributed]'" in res.output and "Traceback" not in res.output
+    assert not db.exists()  # refused before any work
