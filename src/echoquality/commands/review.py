@@ -17,6 +17,21 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _port_problem(host: str, port: int) -> str | None:
+    """Why HOST:PORT cannot be bound (one line), or ``None``: a busy port exits 1 with a hint."""
+    import socket
+
+    if port == 0:
+        return None
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return f"cannot listen on {host}:{port} ({exc.strerror or exc}); is another server running? Use --port"
+    return None
+
+
 def register(app: typer.Typer) -> None:
     """Add `review` to *app*."""
 
@@ -115,6 +130,10 @@ def register(app: typer.Typer) -> None:
                 f"[yellow]warning:[/yellow] listening on {host} without an API key: anyone who can reach this "
                 "port can see the clips and store labels. Set --api-key or ECHOQUALITY_REVIEW_API_KEY."
             )
+        busy = _port_problem(host, port)
+        if busy:
+            console.print(f"[red]error:[/red] {busy}")
+            raise typer.Exit(1)
         n = len(web.state.ctx.catalog.clips)
         console.print(f"EchoQuality review of {n} files: http://{host}:{port}/  (Ctrl+C to stop)")
         uvicorn.run(web, host=host, port=port, log_level=log_level)
