@@ -180,3 +180,19 @@ def test_proposal_flags_on_real_results(sample_engine):
     assert wrong_code.best is not None and wrong_code.best.entry.components.modality == "MRI"
     assert "modality_mismatch" in proposal_flags(wrong_code, ReviewRules())
     assert "modality_mismatch" not in proposal_flags(wrong_code, ReviewRules(flag_modality_mismatch=False))
+
+
+def test_busy_port_exits_1_with_a_hint(tmp_path):
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        res = runner.invoke(
+            app,
+            ["serve", "--port", str(port), "--db", f"sqlite:///{tmp_path / 's.db'}"],
+            env={"COLUMNS": "200"},
+        )
+    assert res.exit_code == 1, res.output
+    assert f"127.0.0.1:{port}" in res.output and "--port" in res.output
