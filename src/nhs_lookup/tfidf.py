@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,19 +23,21 @@ _WHITE_SPACES = re.compile(r"\s\s+")
 def _char_wb(doc: str, min_n: int, max_n: int) -> list[str]:
     """Character n-grams inside word boundaries, words padded with a space (sklearn ``char_wb``)."""
     grams: list[str] = []
-    append = grams.append
     for w in _WHITE_SPACES.sub(" ", doc.lower()).split():
-        w = f" {w} "
-        w_len = len(w)
-        for n in range(min_n, max_n + 1):
-            offset = 0
-            append(w[offset : offset + n])
-            while offset + n < w_len:
-                offset += 1
-                append(w[offset : offset + n])
-            if offset == 0:  # a word shorter than n counts once
-                break
+        grams.extend(_word_grams(w, min_n, max_n))
     return grams
+
+
+def _word_grams(word: str, min_n: int, max_n: int) -> list[str]:
+    w = f" {word} "
+    w_len = len(w)
+    out: list[str] = []
+    for n in range(min_n, max_n + 1):
+        if w_len <= n:  # a word shorter than n counts once, and no longer n-grams follow
+            out.append(w)
+            break
+        out.extend([w[i : i + n] for i in range(w_len - n + 1)])
+    return out
 
 
 def _word(doc: str, pattern: re.Pattern[str], min_n: int, max_n: int) -> list[str]:
@@ -76,6 +79,30 @@ class TfidfModel:
             token_pattern=vec.token_pattern if vec.analyzer == "word" else None,
         )
 
+    def forget(self) -> None:
+        """Drop the word -> columns memo (for benchmarks of a cold start)."""
+        self.__dict__.pop("_word_ids", None)
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_word_ids"}  # the memo stays out of caches
+
+    def _ids(self, doc: str) -> list[int]:
+        """Vocabulary columns of the document's n-grams (out-of-vocabulary n-grams dropped)."""
+        vocab = self.vocabulary
+        if self.analyzer != "char_wb":
+            return [j for j in map(vocab.get, self._analyze(doc)) if j is not None]
+        cache = self.__dict__.setdefault("_word_ids", {})  # word -> its columns (names share words)
+        lo, hi = self.ngram_range
+        out: list[int] = []
+        for w in _WHITE_SPACES.sub(" ", doc.lower()).split():
+            ids = cache.get(w)
+            if ids is None:
+                if len(cache) > 200_000:
+                    cache.clear()
+                ids = cache[w] = [j for j in map(vocab.get, _word_grams(w, lo, hi)) if j is not None]
+            out.extend(ids)
+        return out
+
     def _analyze(self, doc: str) -> list[str]:
         lo, hi = self.ngram_range
         if self.analyzer == "char_wb":
@@ -84,22 +111,19 @@ class TfidfModel:
 
     def transform(self, docs: list[str]) -> sp.csr_matrix:
         """(len(docs), V) l2-normalised sublinear TF-IDF rows, as ``TfidfVectorizer.transform``."""
-        vocab = self.vocabulary
         indices: list[int] = []
         counts: list[int] = []
         indptr = [0]
         for doc in docs:
-            counter: dict[int, int] = {}
-            for gram in self._analyze(doc):
-                j = vocab.get(gram)
-                if j is not None:
-                    counter[j] = counter.get(j, 0) + 1
+            # The vocabulary maps distinct n-grams to distinct columns: counting column ids is counting
+            # n-grams; the column order is sorted below, as sklearn does.
+            counter = Counter(self._ids(doc))
             indices.extend(counter)
             counts.extend(counter.values())
             indptr.append(len(indices))
         x = sp.csr_matrix(
             (np.asarray(counts, dtype=np.intc), np.asarray(indices, dtype=np.int32), indptr),
-            shape=(len(docs), len(vocab)),
+            shape=(len(docs), len(self.vocabulary)),
             dtype=self.dtype,
         )
         x.sort_indices()
