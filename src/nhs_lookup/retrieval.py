@@ -47,6 +47,29 @@ def _binary(rows: list[set[str]] | list[tuple[str, ...]], vocab: dict[str, int])
     return sp.csr_matrix((data, indices, indptr), shape=(len(rows), len(vocab)))
 
 
+def _ids(rows: list[set[str]], vocab: dict[str, int]) -> list[list[int]]:
+    """Column ids of each row's items (unknown items dropped): a binary query matrix, kept as lists."""
+    return [sorted({vocab[i] for i in items if i in vocab}) for items in rows]
+
+
+def _counts(ids: list[list[int]], m: sp.csr_matrix) -> np.ndarray:
+    """Dense (B, N) float32 ``binary(ids) @ m`` for a binary (T, N) matrix *m*: how many of each query's
+    ids every catalogue row has. Whole counts, so exactly the sparse product's values, without
+    scipy's per-product overhead (most of a single lookup's time)."""
+    b, n = len(ids), m.shape[1]
+    lens_q = [len(c) for c in ids]
+    t = np.fromiter((j for c in ids for j in c), dtype=np.int64, count=sum(lens_q))
+    starts = m.indptr[t].astype(np.int64)
+    lens = m.indptr[t + 1] - starts
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros((b, n), dtype=np.float32)
+    rows = np.repeat(np.repeat(np.arange(b, dtype=np.int64), lens_q), lens)
+    offsets = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total, dtype=np.int64)
+    flat = rows * n + m.indices[offsets]
+    return np.bincount(flat, minlength=b * n).reshape(b, n).astype(np.float32)
+
+
 def _default_similarity() -> np.ndarray:
     from nhs_lookup.config import ScoringConfig
     from nhs_lookup.scoring import modality_matrix
@@ -204,18 +227,19 @@ class CatalogueIndex:
         lex = (qc @ self.char_name).toarray()
         sem = self.semantic.similarity(texts)
 
-        q_exact = _binary([set(p.components.anatomy) for p in parsed], self.anatomy_vocab)
-        q_exp = _binary([_expand(p.components.anatomy, vocab) for p in parsed], self.anatomy_vocab)
-        inter_exact = (q_exact @ self.anat_exact).toarray()
-        inter_exp = (q_exp @ self.anat_exp).toarray()
-        q_exact_n = np.asarray(q_exact.sum(axis=1), dtype=np.float32)
-        q_exp_n = np.asarray(q_exp.sum(axis=1), dtype=np.float32)
+        # Binary query-side matrices as id lists: their products are whole counts (see _counts).
+        q_exact = _ids([set(p.components.anatomy) for p in parsed], self.anatomy_vocab)
+        q_exp = _ids([_expand(p.components.anatomy, vocab) for p in parsed], self.anatomy_vocab)
+        inter_exact = _counts(q_exact, self.anat_exact)
+        inter_exp = _counts(q_exp, self.anat_exp)
+        q_exact_n = np.array([[len(c)] for c in q_exact], dtype=np.float32)
+        q_exp_n = np.array([[len(c)] for c in q_exp], dtype=np.float32)
         j_exact = inter_exact / np.maximum(q_exact_n + self.anat_exact_n[None, :] - inter_exact, 1.0)
         j_exp = inter_exp / np.maximum(q_exp_n + self.anat_exp_n[None, :] - inter_exp, 1.0)
         # A row whose region contains every stated part ("Lower limb" for "Femur") is a valid, less
         # specific code: it must beat a sibling part ("Foot") that merely shares the parent region.
         need = np.where(self.anat_exact_n > 0, self.anat_exact_n, np.inf).astype(np.float32)
-        contained = (q_exp @ self.anat_exact).toarray() >= need[None, :]
+        contained = _counts(q_exp, self.anat_exact) >= need[None, :]
         anat = j_exact
         anat *= np.float32(0.6)
         anat += np.float32(0.4) * j_exp
@@ -225,15 +249,15 @@ class CatalogueIndex:
         no_q = q_exact_n[:, 0] == 0
         anat[no_q, :] = np.where(self.anat_exact_n == 0, 0.8, 0.4)[None, :]
 
-        q_tech = _binary([set(p.components.technique) for p in parsed], self.tech_vocab)
-        inter_t_all = (q_tech @ self.tech).toarray()
-        q_tech_n = np.asarray(q_tech.sum(axis=1), dtype=np.float32)
+        q_tech = _ids([set(p.components.technique) for p in parsed], self.tech_vocab)
+        inter_t_all = _counts(q_tech, self.tech)
+        q_tech_n = np.array([[len(c)] for c in q_tech], dtype=np.float32)
 
-        q_content = _binary([set(p.content) for p in parsed], self.word_vocab)
+        q_content = _ids([set(p.content) for p in parsed], self.word_vocab)
         q_content_n = np.array([len(p.content) for p in parsed], dtype=np.float32)[:, None]
-        covered = (q_content @ self.all_words).toarray()
+        covered = _counts(q_content, self.all_words)
         coverage = np.where(q_content_n > 0, covered / np.maximum(q_content_n, 1.0), np.float32(0.5))
-        name_hits_all = (q_content @ self.name_words).toarray()
+        name_hits_all = _counts(q_content, self.name_words)
 
         q_mod = np.array([MODALITIES.get(p.components.modality, 0) for p in parsed], dtype=np.int8)
         mod_eq = (self.modality[None, :] == q_mod[:, None]) & (q_mod[:, None] > 0)

@@ -82,3 +82,19 @@ def test_tfidf_model_refuses_settings_it_does_not_reproduce():
     vec = TfidfVectorizer(analyzer="char", sublinear_tf=True).fit(["ct head"])
     with pytest.raises(ValueError):
         TfidfModel.from_sklearn(vec)
+
+
+def test_binary_counts_equal_the_sparse_product():
+    import scipy.sparse as sp
+
+    from nhs_lookup.retrieval import _binary, _counts
+
+    rng = np.random.default_rng(0)
+    m = (sp.random(40, 200, density=0.1, random_state=1, format="csr") > 0).astype(np.float32)
+    ids = [sorted(set(rng.integers(0, 40, size=k).tolist())) for k in (0, 1, 3, 9, 0, 20)]
+    q = _binary([{str(i) for i in c} for c in ids], {str(i): i for i in range(40)})
+    want = (q @ m).toarray()
+    got = _counts(ids, m)
+    assert want.sum() > 0 and got.dtype == want.dtype
+    assert np.array_equal(got, want)
+    assert _counts([[], []], m).shape == (2, 200) and not _counts([[], []], m).any()
