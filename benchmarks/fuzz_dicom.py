@@ -151,7 +151,7 @@ def main() -> None:
 
     import test_fuzz_dicom as fz
 
-    from echoquality.weights import save_random_weights
+    from echoquality.model.weights import save_random_weights
 
     with tempfile.TemporaryDirectory(prefix="eq_fuzz_") as tmp:
         root = Path(tmp)

@@ -102,13 +102,13 @@ def stage_decode(args: argparse.Namespace) -> dict:
 def stage_model(args: argparse.Namespace) -> dict:
     import torch
 
-    from echoquality.model import build_model, predict_scores, prepare_for_inference
+    from echoquality.model import build_model, prepare_for_inference, score_batch
 
     device = torch.device(args.device)
     torch.manual_seed(0)
     model = prepare_for_inference(build_model(args.arch), device)
     batch = torch.randn(args.batch_size, 3, 16, 112, 112)
-    predict_scores(model, batch)  # warm-up (allocations, cuDNN autotune)
+    score_batch(model, batch)  # warm-up (allocations, cuDNN autotune)
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -116,7 +116,7 @@ def stage_model(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     with PeakMemory() as mem:
         for _ in range(n_batches):
-            predict_scores(model, batch)  # returns numpy: synchronises with the GPU
+            score_batch(model, batch)  # returns numpy: synchronises with the GPU
     dt = time.perf_counter() - t0
     out = {
         "clips": n_batches * args.batch_size,
@@ -193,8 +193,8 @@ def main() -> None:
 
     import torch
 
+    from echoquality.model.weights import save_random_weights
     from echoquality.synth import generate_dataset
-    from echoquality.weights import save_random_weights
 
     devices = [args.device] if args.device else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     with tempfile.TemporaryDirectory(prefix="eq_bench_") as tmp:

@@ -86,8 +86,8 @@ def main() -> None:
 
     import ray
 
+    from echoquality.model.weights import save_random_weights
     from echoquality.synth import generate_dataset
-    from echoquality.weights import save_random_weights
 
     with tempfile.TemporaryDirectory(prefix="eq_scaling_") as tmp:
         records = generate_dataset(

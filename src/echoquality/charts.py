@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from echoquality.metrics import threshold_metrics
+from echoquality.evaluation.metrics import threshold_metrics
 from echoquality.scoring import DEFAULT_THRESHOLD
 
 

@@ -54,7 +54,7 @@ class InferenceConfig:
     num_workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # decode/preprocess processes
     write_csv: bool = True
     write_plots: bool = True
-    gradcam: bool = False  # save a Grad-CAM GIF per scored file (needs echoquality.gradcam)
+    gradcam: bool = False  # save a Grad-CAM GIF per scored file (needs echoquality.evaluation.gradcam)
     max_in_flight: int = 0  # files queued/decoding at once (bounds memory); 0: 2*batch_size + 2*workers
     start_method: str = "spawn"  # multiprocessing start method of the decode workers
     # most memory decoding one file may take (MiB); larger files are skipped as invalid_dimensions.

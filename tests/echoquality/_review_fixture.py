@@ -40,8 +40,8 @@ def _add_patient_fields(path: Path, n: int) -> list[str]:
 @functools.cache
 def build_run(base: Path) -> ReviewRun:
     from echoquality.cli import app
+    from echoquality.model.weights import save_random_weights
     from echoquality.synth import generate_dataset
-    from echoquality.weights import save_random_weights
 
     raw, out = base / "raw", base / "out"
     records = generate_dataset(raw, seed=5, folders=3, clips_per_folder=2, size="small", include_awkward=True)

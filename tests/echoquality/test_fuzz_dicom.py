@@ -184,7 +184,7 @@ def seeds(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from echoquality.weights import save_random_weights
+    from echoquality.model.weights import save_random_weights
 
     return save_random_weights(tmp_path_factory.mktemp("fuzz_weights") / "tiny.pt", "tiny", seed=0)
 

@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 
 from echoquality.cli import app
 from echoquality.config import EchoConfig, PreprocessConfig
+from echoquality.model.weights import save_random_weights, sha256_of
 from echoquality.outputs import ALL_ERROR_KEYS, CSV_COLUMNS, ORIGINAL_ERROR_KEYS, atomic_write_json
 from echoquality.scoring import assessment_for, status_for
-from echoquality.weights import save_random_weights, sha256_of
 
 runner = CliRunner()
 
@@ -142,7 +142,7 @@ def test_csv_columns_and_status_consistency(first_run) -> None:
 
 def test_scores_belong_to_the_right_files(first_run, tree: Path, tiny_weights: Path, synth_records) -> None:
     """Score a few files one at a time and compare with the batched, multi-process run."""
-    from echoquality.model import load_model, predict_scores
+    from echoquality.model import load_model, score_batch
     from echoquality.preprocess import preprocess_file
 
     out, _ = first_run
@@ -150,7 +150,7 @@ def test_scores_belong_to_the_right_files(first_run, tree: Path, tiny_weights: P
     model = load_model(tiny_weights, "cpu")
     for rec in _scorable(synth_records)[:4]:
         _, tensor = preprocess_file(tree / rec.relative_path, PreprocessConfig(), rec.folder)
-        expected = float(predict_scores(model, torch.from_numpy(tensor)[None])[0])
+        expected = float(score_batch(model, torch.from_numpy(tensor)[None])[0])
         got = float(rows[(rec.folder, rec.relative_path.split("/", 1)[1])]["score"])
         assert got == pytest.approx(expected, abs=1e-5)
 
@@ -383,7 +383,7 @@ def test_interrupted_run_keeps_finished_work(
     import echoquality.model as model_mod
     from echoquality.inference import run_inference
 
-    real = model_mod.predict_scores
+    real = model_mod.score_batch
     calls = {"n": 0}
 
     def flaky(model, batch):
@@ -392,7 +392,7 @@ def test_interrupted_run_keeps_finished_work(
             raise KeyboardInterrupt
         return real(model, batch)
 
-    monkeypatch.setattr(model_mod, "predict_scores", flaky)
+    monkeypatch.setattr(model_mod, "score_batch", flaky)
     cfg = EchoConfig()
     cfg.inference.data_dir, cfg.inference.output_dir = str(small_tree), str(tmp_path / "out")
     cfg.inference.num_workers, cfg.inference.batch_size, cfg.inference.device = 0, 2, "cpu"
@@ -401,7 +401,7 @@ def test_interrupted_run_keeps_finished_work(
     states = list((tmp_path / "out").glob("*/inference_state.json"))
     saved = sum(1 for s in states for v in _json(s)["files"].values() if v["score"] is not None)
     assert saved == 4  # the two batches that finished
-    monkeypatch.setattr(model_mod, "predict_scores", real)
+    monkeypatch.setattr(model_mod, "score_batch", real)
     summary = run_inference(cfg, weights=tiny_weights, progress=False)
     assert summary.reused >= 4
     assert summary.newly_scored == summary.total_files - summary.reused
@@ -513,9 +513,9 @@ def test_gradcam_hook_calls_save_gradcam(
         out_path.write_bytes(b"GIF89a")
         return out_path
 
-    fake = types.ModuleType("echoquality.gradcam")
+    fake = types.ModuleType("echoquality.evaluation.gradcam")
     fake.save_gradcam = save_gradcam
-    monkeypatch.setitem(sys.modules, "echoquality.gradcam", fake)
+    monkeypatch.setitem(sys.modules, "echoquality.evaluation.gradcam", fake)
     out = tmp_path / "out"
     code, output = _infer(
         "--data-dir", str(small_tree), "--output", str(out), "--weights", str(tiny_weights),
@@ -533,7 +533,7 @@ def test_gradcam_hook_calls_save_gradcam(
 def test_gradcam_missing_module_is_a_clear_error(
     tmp_path: Path, small_tree: Path, tiny_weights: Path, monkeypatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "echoquality.gradcam", None)  # import fails
+    monkeypatch.setitem(sys.modules, "echoquality.evaluation.gradcam", None)  # import fails
     code, output = _infer(
         "--data-dir",
         str(small_tree),
@@ -549,7 +549,9 @@ def test_gradcam_missing_module_is_a_clear_error(
 def test_gradcam_with_the_real_module(
     tmp_path: Path, synth_root: Path, synth_records, tiny_weights: Path
 ) -> None:
-    pytest.importorskip("echoquality.gradcam", reason="echoquality.gradcam not available")
+    pytest.importorskip(
+        "echoquality.evaluation.gradcam", reason="echoquality.evaluation.gradcam not available"
+    )
     rec = _scorable(synth_records)[0]
     data = tmp_path / "raw"
     (data / rec.folder).mkdir(parents=True)

@@ -16,9 +16,9 @@ from echoquality.model import (
     expected_shapes,
     load_model,
     load_state_dict_checked,
-    predict_scores,
     resolve_device,
     resolve_weights_path,
+    score_batch,
 )
 
 CHILDREN = ["stem", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
@@ -140,14 +140,14 @@ def test_load_model_eval_and_scores_match_manual_sigmoid(tiny_weights: Path) -> 
     assert not model.training
     torch.manual_seed(1)
     x = torch.randn(3, 3, 16, 112, 112)
-    scores = predict_scores(model, x)
+    scores = score_batch(model, x)
     assert scores.shape == (3,)
     with torch.no_grad():
         manual = torch.sigmoid(model(x)[:, 0]).numpy()
     np.testing.assert_allclose(scores, manual, rtol=1e-5, atol=1e-6)
     assert np.all((scores > 0) & (scores < 1))
     # a single (3, T, H, W) clip is accepted and scored like the first batch element
-    np.testing.assert_allclose(predict_scores(model, x[0]), scores[:1], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(score_batch(model, x[0]), scores[:1], rtol=1e-4, atol=1e-5)
 
 
 def test_full_model_channels_last_scores_equal_default_layout() -> None:
@@ -160,7 +160,7 @@ def test_full_model_channels_last_scores_equal_default_layout() -> None:
     x = torch.randn(1, 3, 16, 112, 112)
     with torch.no_grad():
         expected = torch.sigmoid(ref(x)[:, 0]).numpy()
-    np.testing.assert_allclose(predict_scores(fast, x), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(score_batch(fast, x), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_resolve_device() -> None:
@@ -185,7 +185,7 @@ def test_resolve_weights_path_precedence(tmp_path: Path, monkeypatch: pytest.Mon
     assert resolve_weights_path("cli.pt") == Path("cli.pt")
 
 
-def test_score_batch_numpy_input_and_logits_match_predict_scores(tiny_weights: Path) -> None:
+def test_score_batch_numpy_input_matches_tensor_input_and_logits(tiny_weights: Path) -> None:
     from echoquality.model import batch_logits, score_batch
 
     model = load_model(tiny_weights, "cpu")
@@ -193,7 +193,7 @@ def test_score_batch_numpy_input_and_logits_match_predict_scores(tiny_weights: P
     x = torch.randn(2, 3, 16, 112, 112)
     scores = score_batch(model, x.numpy(), "cpu")
     assert scores.dtype == np.float64 and scores.shape == (2,)
-    np.testing.assert_array_equal(scores, predict_scores(model, x))
+    np.testing.assert_array_equal(scores, score_batch(model, x))
     logits = batch_logits(model, x)
     assert logits.shape == (2,) and not logits.requires_grad
     np.testing.assert_allclose(torch.sigmoid(logits).numpy(), scores, rtol=1e-6)

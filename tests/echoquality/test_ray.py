@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from echoquality.cli import app
-from echoquality.weights import save_random_weights
+from echoquality.model.weights import save_random_weights
 
 
 def test_cli_help_does_not_import_ray():

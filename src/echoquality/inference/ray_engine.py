@@ -99,9 +99,9 @@ class ScoreActor:
         import numpy as np
         import torch
 
-        from echoquality.model import predict_scores
+        from echoquality.model import score_batch
 
-        return [float(s) for s in predict_scores(self.model, torch.from_numpy(np.stack(tensors)))]
+        return [float(s) for s in score_batch(self.model, torch.from_numpy(np.stack(tensors)))]
 
 
 class RayPipeline:

@@ -56,10 +56,10 @@ def decode_cap(cfg: EchoConfig) -> int:
 
 def _gradcam_function() -> Callable[..., Any]:
     try:
-        from echoquality.gradcam import save_gradcam
+        from echoquality.evaluation.gradcam import save_gradcam
     except ImportError as exc:
         raise InferenceError(
-            "--gradcam is not available: the module echoquality.gradcam is missing or broken "
+            "--gradcam is not available: the module echoquality.evaluation.gradcam is missing or broken "
             f"({exc}); run without --gradcam"
         ) from exc
     return save_gradcam
@@ -172,7 +172,7 @@ class InferenceRun:
     def _load_weights(self) -> dict[str, Any]:
         """Weights first: nothing is touched on disk unless they load."""
         from echoquality.model import architecture_of, load_state_dict_checked
-        from echoquality.weights import sha256_of, weights_note
+        from echoquality.model.weights import sha256_of, weights_note
 
         state_dict = load_state_dict_checked(self.weights)
         self.weights_sha = sha256_of(self.weights)
@@ -258,10 +258,10 @@ class InferenceRun:
         """One forward pass over the batch; statuses, cache entries and Grad-CAMs of its files."""
         import torch
 
-        from echoquality.model import predict_scores
+        from echoquality.model import score_batch
 
         tensors = torch.from_numpy(np.stack([b[1] for b in self.batch]))
-        scores = predict_scores(self.model, tensors)
+        scores = score_batch(self.model, tensors)
         for (r, tensor, clip), score in zip(self.batch, scores, strict=True):
             r.score = float(score)
             r.status, r.assessment = status_for(r.score, self.threshold), assessment_for(r.score)
@@ -340,7 +340,7 @@ class InferenceRun:
     # ------------------------------------------------------------------ outputs
 
     def _write_outputs(self) -> InferenceSummary:
-        from echoquality.weights import is_reference
+        from echoquality.model.weights import is_reference
 
         folder_results = []
         for name, files in self.folders.items():

@@ -9,7 +9,6 @@
 from echoquality.model.networks import ARCHITECTURES, TinyR2Plus1D, build_model, expected_shapes
 from echoquality.model.predict import (
     batch_logits,
-    predict_scores,
     prepare_for_inference,
     resolve_device,
     score_batch,
@@ -44,7 +43,6 @@ __all__ = [
     "load_model",
     "load_state_dict_checked",
     "model_from_state_dict",
-    "predict_scores",
     "prepare_for_inference",
     "resolve_device",
     "resolve_weights_path",

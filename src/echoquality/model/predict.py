@@ -37,7 +37,7 @@ def prepare_for_inference(model: nn.Module, device: str | torch.device) -> nn.Mo
     use_cl = device.type == "cpu" and not isinstance(model, TinyR2Plus1D)
     if use_cl:
         model = model.to(memory_format=torch.channels_last_3d)
-    model.echo_channels_last = use_cl  # read by predict_scores
+    model.echo_channels_last = use_cl  # read by _as_batch
     return model
 
 
@@ -73,8 +73,3 @@ def score_batch(
 ) -> np.ndarray:
     """Quality score (sigmoid of the logit) per clip of a (N, 3, T, H, W) batch, float64 shape (N,)."""
     return torch.sigmoid(batch_logits(model, clips, device)).cpu().numpy().astype(np.float64)
-
-
-def predict_scores(model: nn.Module, batch: torch.Tensor) -> np.ndarray:
-    """:func:`score_batch` under its older name (inference calls it so)."""
-    return score_batch(model, batch)

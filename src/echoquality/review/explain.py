@@ -19,17 +19,13 @@ from echoquality.preprocess import load_clip, normalize_clip
 
 from .previews import PreviewError, cache_key
 
-_GRADCAM_MODULES = ("echoquality.gradcam", "echoquality.evaluation.gradcam", "echoquality.training.gradcam")
-
 
 def _save_gradcam_function() -> Any:
-    """``save_gradcam`` wherever the package keeps it (modules are being reorganised)."""
-    for name in _GRADCAM_MODULES:
-        try:
-            return importlib.import_module(name).save_gradcam
-        except (ImportError, AttributeError):
-            continue
-    raise PreviewError("Grad-CAM is not available in this installation (no echoquality.gradcam)")
+    """``save_gradcam``, imported lazily: Grad-CAM pulls in the model code only when asked for."""
+    try:
+        return importlib.import_module("echoquality.evaluation.gradcam").save_gradcam
+    except (ImportError, AttributeError) as exc:
+        raise PreviewError(f"Grad-CAM is not available in this installation: {exc}") from exc
 
 
 def weights_from_run(results_dir: Path) -> Path | None:
