@@ -24,7 +24,7 @@ from nhs_lookup.records import CatalogueEntry
 from nhs_lookup.vocab import DATA_DIR, default_vocabulary
 
 SAMPLE_CATALOGUE = DATA_DIR / "sample_catalogue.json"
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4  # 4: parsed rows in a side file, loaded on first use
 FSN_ADDED_ANATOMY = frozenset({"artery", "vein"})
 LATERALITY_IDS = {"24028007": "right", "7771000": "left", "51440002": "bilateral"}
 
@@ -55,13 +55,43 @@ class Catalogue:
 
     def lexicon(self) -> frozenset[str]:
         """All normalised words of the catalogue (for typo correction of queries)."""
-        words: set[str] = set()
-        for p in self.parsed:
-            words.update(p.tokens)
-        for p in self.parsed_fsn:
-            if p is not None:
+        lex = self.__dict__.get("_lexicon")
+        if lex is None:
+            words: set[str] = set()
+            for p in self.parsed:
                 words.update(p.tokens)
-        return frozenset(w for w in words if w.isalpha())
+            for p in self.parsed_fsn:
+                if p is not None:
+                    words.update(p.tokens)
+            lex = self.__dict__["_lexicon"] = frozenset(w for w in words if w.isalpha())
+        return lex
+
+    # Pickles leave the parsed rows out: unpickling them was most of a fresh process's catalogue load,
+    # and only an index build needs them. They come back on first use from the side file written next to
+    # the cache (``_parsed_file``), or by parsing the rows again.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_lexicon"] = self.lexicon()
+        state.pop("parsed", None)
+        state.pop("parsed_fsn", None)
+        return state
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("parsed", "parsed_fsn") and "entries" in self.__dict__:
+            self._load_parsed()
+            return self.__dict__[name]
+        raise AttributeError(name)
+
+    def _load_parsed(self) -> None:
+        side = self.__dict__.get("_parsed_file")
+        got = read_cache(Path(side)) if side else None
+        if isinstance(got, tuple) and len(got) == 2 and len(got[0]) == len(self.entries):
+            parsed, parsed_fsn = got
+        else:
+            triples = [_parse_entry(e) for e in self.entries]
+            parsed, parsed_fsn = [t[1] for t in triples], [t[2] for t in triples]
+        self.__dict__["parsed"] = list(parsed)
+        self.__dict__["parsed_fsn"] = list(parsed_fsn)
 
 
 # ----------------------------------------------------------------------------------------------- rows
@@ -419,12 +449,15 @@ def load_catalogue(
         raise CatalogueError(f"{p}: catalogue file not found")
     fp = file_fingerprint(p)
     cpath = cache_dir(cache) / f"catalogue-{fp}.pkl"
+    side = cpath.with_name(f"parsed-{fp}.pkl")
     if use_cache:
         cached = read_cache(cpath)
         if isinstance(cached, Catalogue) and cached.fingerprint == fp:
             cached.source_path = str(p)
+            cached.__dict__["_parsed_file"] = str(side)
             return cached
     cat = build_catalogue(read_catalogue_rows(p), source_path=str(p), fingerprint=fp)
     if use_cache:
+        write_cache(side, (cat.parsed, cat.parsed_fsn))
         write_cache(cpath, cat)
     return cat

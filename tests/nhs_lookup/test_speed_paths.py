@@ -98,3 +98,22 @@ def test_binary_counts_equal_the_sparse_product():
     assert want.sum() > 0 and got.dtype == want.dtype
     assert np.array_equal(got, want)
     assert _counts([[], []], m).shape == (2, 200) and not _counts([[], []], m).any()
+
+
+def test_catalogue_cache_loads_parsed_rows_lazily(tmp_path):
+    import pickle
+
+    from nhs_lookup.catalogue import SAMPLE_CATALOGUE, load_catalogue
+
+    built = load_catalogue(SAMPLE_CATALOGUE, tmp_path)  # parses, writes the cache and its side file
+    cached = load_catalogue(SAMPLE_CATALOGUE, tmp_path)
+    assert "parsed" not in cached.__dict__  # not unpickled until used
+    assert cached.lexicon() == built.lexicon()
+    assert cached.parsed == built.parsed and cached.parsed_fsn == built.parsed_fsn
+    # Without the side file (e.g. a pickled copy sent elsewhere) the rows are parsed again, identically.
+    for side in tmp_path.glob("parsed-*.pkl"):
+        side.unlink()
+    again = load_catalogue(SAMPLE_CATALOGUE, tmp_path)
+    assert again.parsed == built.parsed and again.parsed_fsn == built.parsed_fsn
+    copy = pickle.loads(pickle.dumps(built))
+    assert copy.parsed == built.parsed and copy.entries == built.entries
