@@ -14,56 +14,28 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from nhs_lookup.commands.options import (
+    CPU_COUNT,
+    CatalogueOpt,
+    ConfigAliasOpt,
+    ConfigOpt,
+    CreateStudyOpt,
+    DatasetDirOpt,
+    DatasetOpt,
+    EarlyStopOpt,
+    ForceModelOpt,
+    JoinOpt,
+    MlflowOpt,
+    MlflowUriOpt,
+    ModelOpt,
+    ReportOpt,
+    SeedOpt,
+    SplitOpt,
+    WorkersAliasOpt,
+)
+
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
-
-DatasetOpt = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--dataset",
-        "-d",
-        help="Case file (JSON or CSV, labelled or not); repeat for several. Gold format: EXAM_NAME, "
-        "MODALITY_CODE, DATA_SOURCE, EXAM_CODE (+ acceptable, no_match).",
-    ),
-]
-DatasetDirOpt = Annotated[
-    Path | None, typer.Option("--dataset-dir", help="Folder whose .json/.csv files are all read as cases.")
-]
-CatalogueOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--catalogue",
-        envvar="NHS_LOOKUP_CATALOGUE",
-        help="Catalogue file (e.g. ../shared/nhs/NHS.json). Default: $NHS_LOOKUP_CATALOGUE, else the bundled sample.",
-    ),
-]
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="Engine config YAML (e.g. optimized_config.yaml); missing keys keep their defaults.",
-        show_default="built-in defaults",
-    ),
-]
-ConfigAliasOpt = Annotated[
-    Path | None, typer.Option("--config-path", hidden=True, help="Old name of --config.")
-]
-CPU_COUNT = os.cpu_count() or 1
-WorkersAliasOpt = Annotated[
-    int | None, typer.Option("--max-workers", hidden=True, min=1, help="Old name of --workers.")
-]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for the random split and the samplers.")]
-SplitOpt = Annotated[
-    str, typer.Option("--split-by", help="Hold out whole data sources ('source') or random cases ('random').")
-]
-ReportOpt = Annotated[Path | None, typer.Option("--report-json", help="Also write the report as JSON here.")]
-ModelOpt = Annotated[
-    Path | None,
-    typer.Option("--model", help="Model file from `nhs-lookup fit` (learned terms, calibration, threshold)."),
-]
-ForceModelOpt = Annotated[
-    bool, typer.Option("--force-model", help="Load the --model even if it was fitted on another catalogue.")
-]
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -196,7 +168,6 @@ def train(
     Every case gets one row (input, expected, predicted, confidence, rank of the correct answer, time, error, split). Kill it at any time and run the same command again: it continues after the last checkpoint. Prints top-1/top-5 accuracy (labelled cases), success rate, calibration, per-modality and per-source tables.
     """
     from nhs_lookup.cases import CaseFileError
-    from nhs_lookup.framework.report import render_report
     from nhs_lookup.framework.train import ResumeMismatchError, TrainOptions, run_training
 
     config_path = config or config_path
@@ -228,6 +199,14 @@ def train(
         run = run_training(opts)
     except (CaseFileError, ResumeMismatchError, ValueError) as exc:
         raise _fail(str(exc)) from exc
+    _print_training(run, name)
+    _write_json(report_json, run.report)
+
+
+def _print_training(run: Any, name: str) -> None:
+    """Unreadable rows (capped), what the session did, the split note and the report tables."""
+    from nhs_lookup.framework.report import render_report
+
     info = run.dataset
     for e in info.errors[:20]:
         err.print(f"[yellow]skipped[/yellow] {e.source} row {e.row}: {e.message}")
@@ -248,10 +227,11 @@ def train(
     if run.report:
         for table in render_report(run.report, title=f"Training report: {name}"):
             console.print(table)
-    _write_json(report_json, run.report)
 
 
 # ---------------------------------------------------------------------------------------- optimize
+
+
 def optimize(
     dataset: DatasetOpt = None,
     dataset_dir: DatasetDirOpt = None,
@@ -298,14 +278,7 @@ def optimize(
         ),
     ] = 0.3,
     split_by: SplitOpt = "source",
-    early_stopping_threshold: Annotated[
-        float | None,
-        typer.Option(
-            "--early-stopping-threshold",
-            help="Stop once the best TRAINING top-1 reaches this (e.g. 0.95).",
-            show_default="off: run every trial",
-        ),
-    ] = None,
+    early_stopping_threshold: EarlyStopOpt = None,
     patience: Annotated[
         int, typer.Option("--patience", min=0, help="Stop after N trials without improvement (0: off).")
     ] = 0,
@@ -325,33 +298,10 @@ def optimize(
         Path,
         typer.Option("--output", "-o", help="Where the best config is written (loadable by --config)."),
     ] = Path("optimized_config.yaml"),
-    mlflow: Annotated[
-        bool,
-        typer.Option(
-            "--mlflow/--no-mlflow",
-            help="Log the study to MLflow: the working directory's store (sqlite:///mlruns/mlflow.db, shared "
-            "with echoquality train) unless --mlflow-uri / $MLFLOW_TRACKING_URI.",
-        ),
-    ] = True,
-    mlflow_uri: Annotated[
-        str | None,
-        typer.Option(
-            "--mlflow-uri", help="MLflow tracking URI.", show_default="$MLFLOW_TRACKING_URI or ./mlruns"
-        ),
-    ] = None,
-    create_study: Annotated[
-        bool,
-        typer.Option(
-            "--create-study", help="Only create the study in --db and exit (then start workers with --join)."
-        ),
-    ] = False,
-    join: Annotated[
-        bool,
-        typer.Option(
-            "--join",
-            help="Load an existing study (shared by several worker processes) instead of creating it.",
-        ),
-    ] = False,
+    mlflow: MlflowOpt = True,
+    mlflow_uri: MlflowUriOpt = None,
+    create_study: CreateStudyOpt = False,
+    join: JoinOpt = False,
     model: ModelOpt = None,
     force_model: ForceModelOpt = False,
     report_json: ReportOpt = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -33,6 +33,40 @@ def _port_problem(host: str, port: int) -> str | None:
         except OSError as exc:
             return f"cannot listen on {host}:{port} ({exc.strerror or exc}); is another server running? Use --port"
     return None
+
+
+def engine_from_model(model: Path | None, catalogue: Path | None, force_model: bool) -> Any:
+    """The fitted engine of ``--model``, or ``None`` (the service then builds the plain engine)."""
+    if model is None:
+        return None
+    from nhs_lookup.commands.fit import model_engine
+
+    return model_engine(model, catalogue, force_model)
+
+
+def _run_server(settings: Any, host: str, port: int, log_level: str, engine: Any, console: Any) -> None:
+    """Start uvicorn on a free port; startup failures become one line and exit code 1."""
+    import uvicorn
+
+    from nhs_lookup.service.api import create_app
+
+    busy = _port_problem(host, port)
+    if busy:
+        console.print(f"[red]error:[/red] {busy}")
+        raise typer.Exit(1)
+    app = create_app(settings, engine=engine)
+    console.print(
+        f"NHS lookup service on http://{host}:{port}/  (API docs: /docs, database: {settings.db_url})"
+    )
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
+    except Exception as exc:  # startup failures (bad catalogue, port in use) -> clear message, exit 1
+        console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+    except SystemExit as exc:  # uvicorn exits 3 when startup fails; the documented code is 1
+        if exc.code not in (0, None):
+            raise typer.Exit(1) from None
+        raise
 
 
 def serve(
@@ -138,30 +172,7 @@ def serve(
             f"[yellow]warning:[/yellow] listening on {host} without an API key: anyone who can reach this "
             "port can change mappings. Set --api-key or NHS_LOOKUP_API_KEY."
         )
-    import uvicorn
-
-    from nhs_lookup.service.api import create_app
-
-    busy = _port_problem(host, port)
-    if busy:
-        console.print(f"[red]error:[/red] {busy}")
-        raise typer.Exit(1)
-    engine = None
-    if model is not None:
-        from nhs_lookup.commands.fit import model_engine
-
-        engine = model_engine(model, catalogue, force_model)
-    app = create_app(settings, engine=engine)
-    console.print(f"NHS lookup service on http://{host}:{port}/  (API docs: /docs, database: {db})")
-    try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level)
-    except Exception as exc:  # startup failures (bad catalogue, port in use) -> clear message, exit 1
-        console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
-        raise typer.Exit(1) from None
-    except SystemExit as exc:  # uvicorn exits 3 when startup fails; the documented code is 1
-        if exc.code not in (0, None):
-            raise typer.Exit(1) from None
-        raise
+    _run_server(settings, host, port, log_level, engine_from_model(model, catalogue, force_model), console)
 
 
 def register(app: typer.Typer) -> None:
