@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -129,7 +130,6 @@ def infer(
 
     from echoquality.inference import InferenceError, run_inference
     from echoquality.model import WeightsError, resolve_weights_path
-    from echoquality.outputs import print_summary
 
     weights_path = resolve_weights_path(weights or icfg.weights)
     if weights_path is None:
@@ -163,10 +163,19 @@ def infer(
             "run the same command again to continue"
         )
         raise typer.Exit(130) from None
+    _report(summary, icfg.data_dir, console, err)
+
+
+def _report(summary: Any, data_dir: str, console: Any, err: Any) -> None:
+    """The run summary and weights note; exit 1 when no file at all could be scored."""
+    from rich.markup import escape
+
+    from echoquality.outputs import print_summary
+
     print_summary(summary, console)
     if summary.weights_note:
         console.print(f"[bold yellow]Note on the weights:[/] {summary.weights_note}")
-    nothing = _nothing_scored(summary, icfg.data_dir)
+    nothing = _nothing_scored(summary, data_dir)
     if nothing:
         err.print(f"[red]nothing was scorable:[/] {escape(nothing)}")
         raise typer.Exit(1)
