@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import importlib
 
-import click
 import typer
+
+from radqc_common.cli import run
 
 app = typer.Typer(
     name="echoquality",
@@ -32,27 +33,8 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"echoquality.commands.{_name}").register(app)
 
 
-def flag_style(command: click.Command) -> click.Command:
-    """Show boolean flags as ``--x`` / ``--x/--no-x`` without a ``<bool>`` type label."""
-    for param in command.params:
-        if getattr(param, "is_flag", False) and param.metavar is None:
-            param.metavar = ""
-    for sub in getattr(command, "commands", {}).values():
-        flag_style(sub)
-    help_option = command.get_help_option
-
-    def get_help_option(ctx: click.Context) -> click.Option | None:
-        option = help_option(ctx)
-        if option is not None:
-            option.metavar = ""
-        return option
-
-    command.get_help_option = get_help_option  # type: ignore[method-assign]
-    return command
-
-
 def main() -> None:
-    flag_style(typer.main.get_command(app))()
+    run(app)
 
 
 if __name__ == "__main__":

@@ -2,34 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 
 import typer
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _port_problem(host: str, port: int) -> str | None:
-    """Why HOST:PORT cannot be bound (one line), or ``None``: a busy port exits 1 with a hint."""
-    import socket
-
-    if port == 0:
-        return None
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            return f"cannot listen on {host}:{port} ({exc.strerror or exc}); is another server running? Use --port"
-    return None
+from radqc_common.serving import is_loopback, port_problem
 
 
 def register(app: typer.Typer) -> None:
@@ -125,12 +102,12 @@ def register(app: typer.Typer) -> None:
                 f"[red]error:[/red] cannot open the workspace ({exc}); choose one with --workspace DIR"
             )
             raise typer.Exit(2) from None
-        if not _is_loopback(host) and not settings.api_key:
+        if not is_loopback(host) and not settings.api_key:
             console.print(
                 f"[yellow]warning:[/yellow] listening on {host} without an API key: anyone who can reach this "
                 "port can see the clips and store labels. Set --api-key or ECHOQUALITY_REVIEW_API_KEY."
             )
-        busy = _port_problem(host, port)
+        busy = port_problem(host, port)
         if busy:
             console.print(f"[red]error:[/red] {busy}")
             raise typer.Exit(1)

@@ -2,37 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _port_problem(host: str, port: int) -> str | None:
-    """Why HOST:PORT cannot be bound (one line), or ``None``; checked before the app starts so a busy
-    port exits 1 with a hint instead of uvicorn's own exit code."""
-    import socket
-
-    if port == 0:
-        return None
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            return f"cannot listen on {host}:{port} ({exc.strerror or exc}); is another server running? Use --port"
-    return None
+from radqc_common.serving import is_loopback, port_problem
 
 
 def engine_from_model(model: Path | None, catalogue: Path | None, force_model: bool) -> Any:
@@ -50,7 +25,7 @@ def _run_server(settings: Any, host: str, port: int, log_level: str, engine: Any
 
     from nhs_lookup.service.api import create_app
 
-    busy = _port_problem(host, port)
+    busy = port_problem(host, port)
     if busy:
         console.print(f"[red]error:[/red] {busy}")
         raise typer.Exit(1)
@@ -167,7 +142,7 @@ def serve(
         except (OSError, ValueError) as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
-    if not _is_loopback(host) and not settings.api_key:
+    if not is_loopback(host) and not settings.api_key:
         console.print(
             f"[yellow]warning:[/yellow] listening on {host} without an API key: anyone who can reach this "
             "port can change mappings. Set --api-key or NHS_LOOKUP_API_KEY."
