@@ -21,7 +21,8 @@ from echoquality.preprocess import (
     sample_indices,
     sector_mask,
 )
-from echoquality.synth import ClipSpec, _Geometry, render_clip, write_clip
+from echoquality.synth import ClipSpec, render_clip, write_clip
+from echoquality.synth.render import _Geometry
 
 CFG = PreprocessConfig()
 

@@ -23,11 +23,11 @@ from echoquality.synth import (
     MANIFEST_NAME,
     US_MULTIFRAME_SOP,
     ClipSpec,
-    _Geometry,
     generate_dataset,
     read_manifest,
     render_clip,
 )
+from echoquality.synth.render import _Geometry
 
 
 def _digest_tree(root: Path) -> dict[str, str]:
