@@ -17,27 +17,19 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections import deque
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from echoquality.config import PreprocessConfig
 from echoquality.results_schema import short_detail
 from echoquality.scoring import assessment_for, status_for
+from radqc_common import raytools
 
 from .errors import InferenceError
 from .runner import FLUSH_EVERY_S, InferenceRun, _apply_info, _file_result, decode_cap
 from .workers import WORKER_DIED, _Job, _Outcome, preprocess_job
 
-RAY_MISSING = "--engine ray needs Ray: pip install 'radiology-qc[distributed]'"
-#: Test hooks (fault tests only): each task writes a marker named after its node label, then sleeps.
-MARK_DIR_ENV, NODE_LABEL_ENV, TASK_SLEEP_ENV = (
-    "RADQC_TEST_TASK_MARKS",
-    "RADQC_TEST_NODE",
-    "RADQC_TEST_TASK_SLEEP",
-)
 TASK_RETRIES = 3
 ACTOR_RESTARTS = 4
 
@@ -45,36 +37,20 @@ ACTOR_RESTARTS = 4
 def import_ray() -> Any:
     """The ``ray`` module, or :class:`InferenceError` with the extra to install."""
     try:
-        import ray
-    except ImportError as exc:
-        raise InferenceError(RAY_MISSING) from exc
-    return ray
+        return raytools.import_ray()
+    except raytools.RayUnavailableError as exc:
+        raise InferenceError(str(exc)) from exc
 
 
 def connect(address: str | None, num_cpus: int) -> Any:
-    """Join the cluster at *address* ("auto" or HOST:PORT), or start a local one with *num_cpus* CPUs."""
-    ray = import_ray()
-    if not ray.is_initialized():
-        options: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False}
-        if address:
-            ray.init(address=address, **options)
-        else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, **options)
-    return ray
-
-
-def test_task_hook() -> None:
-    """Fault-test hook: mark that a task started on this node and optionally sleep (no-op normally)."""
-    marks = os.environ.get(MARK_DIR_ENV)
-    if marks:
-        label = os.environ.get(NODE_LABEL_ENV, "node")
-        Path(marks, f"{label}-{os.getpid()}-{uuid.uuid4().hex[:8]}").touch()
-        time.sleep(float(os.environ.get(TASK_SLEEP_ENV, "0") or 0))
+    """Join the cluster at *address*, or start a local one (see :func:`radqc_common.raytools.connect`)."""
+    import_ray()
+    return raytools.connect(address, num_cpus)
 
 
 def decode_task(job: _Job, cfg: PreprocessConfig, cap: int | None) -> tuple[_Outcome, Any]:
     """Ray task body: one file's outcome without its tensor, and the tensor (None for a skip)."""
-    test_task_hook()
+    raytools.test_task_hook()
     out = preprocess_job(job, cfg, cap)
     tensor, out.tensor, out.clip = out.tensor, None, None
     return out, tensor

@@ -10,48 +10,19 @@ the parent commits, and it commits each chunk once. Imported only for ``--engine
 from __future__ import annotations
 
 import json
-import os
-import time
-import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
+
+from radqc_common import raytools
 
 from .outcome import CaseOutcome
 from .runner import Chunk, EngineSpec, lookup_chunk
 
-RAY_MISSING = "--engine ray needs Ray: pip install 'radiology-qc[distributed]'"
-#: Test hooks (fault tests only): each task writes a marker named after its node label, then sleeps.
-MARK_DIR_ENV, NODE_LABEL_ENV, TASK_SLEEP_ENV = (
-    "RADQC_TEST_TASK_MARKS",
-    "RADQC_TEST_NODE",
-    "RADQC_TEST_TASK_SLEEP",
-)
 TASK_RETRIES = 3
 
 _ENGINES: dict[str, Any] = {}  # spec (as JSON) -> engine, per Ray worker process
-
-
-class RayUnavailableError(ValueError):
-    """``--engine ray`` without Ray installed."""
-
-
-def import_ray() -> Any:
-    try:
-        import ray
-    except ImportError as exc:
-        raise RayUnavailableError(RAY_MISSING) from exc
-    return ray
-
-
-def _test_task_hook() -> None:
-    marks = os.environ.get(MARK_DIR_ENV)
-    if marks:
-        label = os.environ.get(NODE_LABEL_ENV, "node")
-        Path(marks, f"{label}-{os.getpid()}-{uuid.uuid4().hex[:8]}").touch()
-        time.sleep(float(os.environ.get(TASK_SLEEP_ENV, "0") or 0))
 
 
 def _engine_for(spec: EngineSpec) -> Any:
@@ -70,7 +41,7 @@ def _engine_for(spec: EngineSpec) -> Any:
 
 def chunk_task(spec: EngineSpec, chunk: Chunk) -> list[CaseOutcome]:
     """Ray task body: this worker's engine (built on first use) on one chunk."""
-    _test_task_hook()
+    raytools.test_task_hook()
     return lookup_chunk(_engine_for(spec), chunk)
 
 
@@ -82,13 +53,7 @@ class RayChunkMap:
         self.ray: Any = None
 
     def __enter__(self) -> RayChunkMap:
-        self.ray = import_ray()
-        if not self.ray.is_initialized():
-            options: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False}
-            if self.address:
-                self.ray.init(address=self.address, **options)
-            else:
-                self.ray.init(num_cpus=self.max_workers, include_dashboard=False, **options)
+        self.ray = raytools.connect(self.address, self.max_workers)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -155,7 +155,7 @@ def run_training(opts: TrainOptions) -> TrainRun:
     if opts.engine not in ("local", "ray"):
         raise ValueError(f"unknown --engine {opts.engine!r}: use local or ray")
     if opts.engine == "ray":
-        from .ray_runner import import_ray
+        from radqc_common.raytools import import_ray
 
         import_ray()  # a missing Ray is a one-line error before any work
     files = expand_paths(opts.datasets)
