@@ -161,3 +161,18 @@ async def _json_response(send: Send, status: int, text: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+API_KEY_MESSAGE = "missing or wrong API key (send it in the X-API-Key header)"
+
+
+def api_key_ok(request: Any) -> bool:
+    """True when the app (``request.app.state.ctx.settings.api_key``) has no key or the request's
+    ``X-API-Key`` matches it (constant-time comparison)."""
+    import hmac
+
+    key = request.app.state.ctx.settings.api_key
+    if not key:
+        return True
+    given = request.headers.get("x-api-key", "")
+    return hmac.compare_digest(given.encode(), key.encode())

@@ -7,7 +7,6 @@ Content-Security-Policy (``radqc_common.security``), an optional API key for wri
 
 from __future__ import annotations
 
-import hmac
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from radqc_common.security import SecurityMiddleware, host_policy
+from radqc_common.security import API_KEY_MESSAGE, SecurityMiddleware, api_key_ok, host_policy
 
 from .catalog import Catalog, build_catalog, preprocess_config_of_run
 from .explain import GradcamService, weights_from_run
@@ -69,13 +68,9 @@ class ApiError(Exception):
 
 
 def require_key(request: Request) -> None:
-    """Writes need ``X-API-Key`` when the server has a key (constant-time comparison)."""
-    key = request.app.state.ctx.settings.api_key
-    if not key:
-        return
-    given = request.headers.get("x-api-key", "")
-    if not hmac.compare_digest(given.encode(), key.encode()):
-        raise ApiError(401, "missing or wrong API key (send it in the X-API-Key header)")
+    """Writes need ``X-API-Key`` when the server has a key."""
+    if not api_key_ok(request):
+        raise ApiError(401, API_KEY_MESSAGE)
 
 
 def build_context(settings: ReviewSettings, preview_executor=None) -> ReviewContext:

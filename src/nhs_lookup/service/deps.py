@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -18,6 +17,7 @@ from nhs_lookup.service.lookups import Answer, EngineLike
 from nhs_lookup.service.review import ACTION_STATUS
 from nhs_lookup.service.schemas import MAX_INT64
 from nhs_lookup.service.settings import ServiceSettings
+from radqc_common.security import API_KEY_MESSAGE, api_key_ok
 
 
 @dataclass
@@ -53,13 +53,9 @@ Ctx = Annotated[ServiceContext, Depends(get_ctx)]
 
 
 def require_key(request: Request) -> None:
-    """Write endpoints need ``X-API-Key`` when the server has a key (constant-time comparison)."""
-    key = request.app.state.ctx.settings.api_key
-    if not key:
-        return
-    given = request.headers.get("x-api-key", "")
-    if not hmac.compare_digest(given.encode(), key.encode()):
-        raise ApiError(401, "missing or wrong API key (send it in the X-API-Key header)")
+    """Writes need ``X-API-Key`` when the server has a key."""
+    if not api_key_ok(request):
+        raise ApiError(401, API_KEY_MESSAGE)
 
 
 Writer = Depends(require_key)
