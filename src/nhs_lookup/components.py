@@ -12,15 +12,6 @@ from nhs_lookup.normalize import normalize_tokens, strip_noise, tokenize
 from nhs_lookup.records import Components
 from nhs_lookup.vocab import Vocabulary, default_vocabulary
 
-# Multi-word modality names whose words say nothing about the procedure itself.
-MODALITY_PHRASES_NOT_CONTENT = (
-    # "image intensifier" stays content: NICIP has a "Mobile image intensifier <region>" family.
-    "nuclear medicine",
-    "magnetic resonance",
-    "computed tomography",
-    "plain film",
-    "positron emission tomography",
-)
 # Modality words that also name a distinct procedure (SPECT vs planar, tomosynthesis vs 2D mammogram,
 # HRCT vs CT chest): they stay identity-bearing so a row adding one is "more specific" than the name.
 PROCEDURE_MODALITY_WORDS = frozenset({"spect", "tomosynthesis", "hrct", "fdg"})  # fdg: the PET tracer

@@ -59,7 +59,7 @@ def _init_worker(cfg: PreprocessConfig, max_decode_bytes: int | None = None) -> 
         import cv2
 
         cv2.setNumThreads(1)
-    except Exception:  # noqa: BLE001 - cv2 is optional for the initialiser
+    except ImportError:  # OpenCV is optional for the initialiser
         pass
 
 

@@ -21,13 +21,12 @@ from echoquality.results_table import (
     load_results,
     resolve_source,
 )
-from echoquality.scoring import status_for
+from echoquality.scoring import DEFAULT_THRESHOLD, status_for
 
 STATUSES = ("PASS", "FAIL", "SKIPPED")
 LABELS = ("good", "poor", "unsure")
 LABEL_STATES = ("unlabelled", "labelled", *LABELS)
 SORTS = ("uncertainty", "score_asc", "score_desc", "folder")
-DEFAULT_THRESHOLD = 0.3
 REDACTED = "[id]"
 
 
@@ -210,7 +209,7 @@ def folder_aliases(folders: Iterable[str], machine_of: dict[str, str]) -> dict[s
 
 
 def read_threshold(results_dir: Path) -> float:
-    """The threshold the run used (summary.json, then run_info.json), else 0.3."""
+    """The threshold the run used (summary.json, then run_info.json), else the configured default."""
     for name in ("summary.json", "run_info.json"):
         p = Path(results_dir) / name
         try:
