@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import os
 import pickle
 import re
@@ -421,7 +422,10 @@ def read_cache(path: Path) -> Any | None:
             return pickle.load(fh)
     except FileNotFoundError:
         return None
-    except Exception:
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "rebuild", said once in the log
+        logging.getLogger(__name__).warning(
+            "ignoring unreadable cache %s (%s: %s)", path, type(exc).__name__, exc
+        )
         return None
 
 
