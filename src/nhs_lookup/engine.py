@@ -19,12 +19,13 @@ from nhs_lookup.components import ParsedName, parse_name
 from nhs_lookup.config import LookupConfig, ScoringConfig
 from nhs_lookup.records import Candidate, CatalogueEntry, Components, ExamQuery, LookupResult
 from nhs_lookup.retrieval import RETRIEVE_K, CatalogueIndex
-from nhs_lookup.scoring import PreparedQuery, RankOutput, calibrate, score
+from nhs_lookup.scoring import PreparedQuery, RankOutput, calibrate, score, score_many
 from nhs_lookup.vocab import default_vocabulary
 
 __all__ = ["LookupEngine", "PreparedQuery"]
 
 UNSPECIFIC_NOTE = "the name states no body part or procedure beyond the modality"
+HARD_NOTE = "violates a hard constraint (laterality, contrast, modality or interventional)"
 MODALITY_ONLY_CONFIDENCE = 0.5  # a modality-only name never reaches the bulk-approve band
 
 
@@ -167,8 +168,18 @@ class LookupEngine:
     ) -> LookupResult:
         """Apply *scoring* (default: the engine's) to a prepared query and build the result."""
         t0 = time.perf_counter()
-        scoring = scoring or self.config.scoring
-        ranked = score(prepared, scoring)
+        ranked = score(prepared, scoring or self.config.scoring)
+        return self._finish(prepared, ranked, exclude, query, t0)
+
+    def _finish(
+        self,
+        prepared: PreparedQuery,
+        ranked: RankOutput,
+        exclude: Collection[str],
+        query: ExamQuery | None,
+        t0: float,
+    ) -> LookupResult:
+        """Result of a scored query (*t0*: the perf_counter its timing starts from)."""
         order = ranked.order
         rows = prepared.idx[: len(prepared.idx)][order] if len(order) else order
         if exclude:
@@ -199,7 +210,14 @@ class LookupEngine:
         """Batch mode: vectorised preparation, then ranking per query."""
         queries = list(queries)
         prepared = self.prepare_many(queries)
-        return [self.rank(p, self.config.scoring, query=q) for p, q in zip(prepared, queries, strict=True)]
+        out: list[LookupResult] = []
+        for start in range(0, len(prepared), 512):
+            t0 = time.perf_counter()
+            chunk = prepared[start : start + 512]
+            ranked = score_many(chunk, self.config.scoring)  # the same scores as rank() per query
+            for p, r, q in zip(chunk, ranked, queries[start : start + 512], strict=True):
+                out.append(self._finish(p, r, (), q, t0))
+        return out
 
     def search_catalogue(self, text: str, limit: int = 20) -> list[CatalogueEntry]:
         """Free-text catalogue search for the review UI (lexical + component retrieval order)."""
@@ -228,21 +246,7 @@ class LookupEngine:
         cfg = self.config
         positions = np.arange(len(rows)) if keep is None else np.flatnonzero(keep)
         n_alt = max(int(cfg.top_k_results), 1)
-        cands: list[Candidate] = []
-        for pos in positions[:n_alt]:
-            entry = self.catalogue.entries[int(rows[pos])]
-            notes = []
-            if ranked.hard[pos] > 0:
-                notes.append("violates a hard constraint (laterality, contrast, modality or interventional)")
-            cands.append(
-                Candidate(
-                    entry=entry,
-                    score=float(ranked.scores[pos]),
-                    component_scores={k: float(v[pos]) for k, v in ranked.component.items()},
-                    semantic_score=float(ranked.semantic[pos]),
-                    notes=tuple(notes),
-                )
-            )
+        cands = self._candidates(ranked, rows, positions[:n_alt])
         q = query or ExamQuery(exam_name=p.components.clean_text)
         comps = p.components
         if not cands:
@@ -291,6 +295,30 @@ class LookupEngine:
             score=top,
             review_reason=review,
         )
+
+    def _candidates(self, ranked: RankOutput, rows: np.ndarray, positions: np.ndarray) -> list[Candidate]:
+        """Candidate records of the kept positions (plain Python floats of the same values)."""
+        entries = self.catalogue.entries
+        comp = [(k, v[positions].tolist()) for k, v in ranked.component.items()]
+        hard = (ranked.hard[positions] > 0).tolist()
+        return [
+            Candidate(
+                entry=entries[row],
+                score=sc,
+                component_scores={k: v[j] for k, v in comp},
+                semantic_score=sem,
+                notes=(HARD_NOTE,) if h else (),
+            )
+            for j, (row, sc, sem, h) in enumerate(
+                zip(
+                    rows[positions].tolist(),
+                    ranked.scores[positions].tolist(),
+                    ranked.semantic[positions].tolist(),
+                    hard,
+                    strict=True,
+                )
+            )
+        ]
 
     def _is_generic_row(self, row: int) -> bool:
         """A row naming nothing but its modality (no body part, no other content word)."""

@@ -259,3 +259,187 @@ def calibrate(top: float, margin: float, hard: float) -> float:
 
 
 CAL_A, CAL_B, CAL_C = 3.6, 0.62, 4.0
+
+
+# ---------------------------------------------------------------------------------- batch scoring
+# score_many() repeats score()'s arithmetic on (B, k) arrays, operation for operation and in the same
+# dtypes, so every query's scores are bit-identical to score()'s (tests/nhs_lookup/test_speed_paths.py).
+# A term that score() adds only under a per-query condition is added here as a masked term: x + 0.0 == x.
+
+
+def _stack(ps: list[PreparedQuery], name: str, k: int, dtype: type) -> np.ndarray:
+    """(B, k) array of a per-candidate field, in the queries' own dtype (an empty optional field reads
+    as zeros of *dtype*, as score() reads it)."""
+    arrays = [getattr(p, name) for p in ps]
+    dtypes = {a.dtype for a in arrays if len(a)}
+    if len(dtypes) > 1:
+        raise _MixedDtypes(name)
+    if all(len(a) >= k for a in arrays):
+        return np.stack([a[:k] for a in arrays])
+    out = np.zeros((len(ps), k), dtype=dtypes.pop() if dtypes else dtype)
+    for i, a in enumerate(arrays):
+        if len(a):
+            out[i] = a[:k]
+    return out
+
+
+class _MixedDtypes(Exception):
+    """Prepared queries of one batch hold a field in different dtypes: score them one by one."""
+
+
+def _row(ps: list[PreparedQuery], fn, dtype: type = bool) -> np.ndarray:
+    """(B, 1) column of a per-query value."""
+    return np.array([fn(p) for p in ps], dtype=dtype)[:, None]
+
+
+def _lookup(tables: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    return np.take_along_axis(tables, codes.astype(np.intp), axis=1)
+
+
+def _laterality_many(ps: list[PreparedQuery], c: np.ndarray, scoring: ScoringConfig):
+    """laterality_scores() for the batch: per-row tables of the same float32 values."""
+    null = scoring.laterality_null_score
+    q = _row(ps, lambda p: p.q_laterality, np.int64)
+    uni = _row(ps, lambda p: p.q_unilateral)
+    bil = _row(ps, lambda p: p.q_bilateral_implied)
+    stated = (q != 0) & ~bil
+    tables = np.empty((len(ps), 4), dtype=np.float32)
+    for i in range(len(ps)):
+        qi = int(q[i, 0])
+        if qi == 0:
+            t = (0.8, 0.9, 0.9, 0.5) if uni[i, 0] else (1.0, 0.55, 0.55, 0.9)
+        elif bil[i, 0]:
+            t = (0.85, 0.5, 0.5, 1.0)
+        else:
+            t = tuple(1.0 if code == qi else null if code == 0 else 0.0 for code in range(4))
+        tables[i] = np.asarray(t, dtype=np.float32)
+    hard = (stated & (c != q) & (c != 0)).astype(np.float32)
+    return _lookup(tables, c), hard
+
+
+def _contrast_many(ps: list[PreparedQuery], c: np.ndarray, scoring: ScoringConfig):
+    """contrast_scores() for the batch."""
+    null, mismatch = scoring.contrast_null_score, scoring.contrast_mismatch_score
+    by_q = {
+        0: (1.0, null, null, null, null),
+        2: (0.95, mismatch, 1.0, mismatch, mismatch),
+        1: (null, 1.0, mismatch, 0.8, mismatch),
+        3: (null, 0.85, mismatch, 1.0, mismatch),
+    }
+    oral = (null, mismatch, mismatch, mismatch, 1.0)
+    q = _row(ps, lambda p: p.q_contrast, np.int64)
+    tables = np.array([np.asarray(by_q.get(int(v), oral), dtype=np.float32) for v in q[:, 0]])
+    hard = ((q == 2) & ((c == 1) | (c == 3) | (c == 4))) | ((q == 1) & (c == 2))
+    return _lookup(tables, c), hard.astype(np.float32)
+
+
+def _action_many(ps: list[PreparedQuery], ca: np.ndarray, scoring: ScoringConfig):
+    """action_scores() for the batch: each row takes the variant score() would pick for it."""
+    q = _row(ps, lambda p: p.q_action, np.int64)
+    excl = _row(ps, lambda p: p.exclusive_actions, np.int64)
+    neutral = _row(ps, lambda p: p.q_interventional_neutral)
+    unstated = (-scoring.action_unstated_penalty * (ca != 0)).astype(np.float32)
+    shared = (ca & q) != 0
+    conflict = (q & excl) != 0
+    hard = ((ca != 0) & ~shared) | (conflict & ((ca & excl) != 0) & ((ca & q & excl) == 0))
+    adj = np.where(shared, scoring.action_match_bonus, 0.0) - np.where(
+        ca == 0, scoring.action_missing_penalty, 0.0
+    )
+    adj = np.where(q == 0, unstated, adj.astype(np.float32))
+    adj = np.where(neutral, np.float32(0.0), adj).astype(np.float32)
+    hard = (hard & (q != 0) & ~neutral).astype(np.float32)
+    return adj, hard
+
+
+def score_many(ps: list[PreparedQuery], scoring: ScoringConfig) -> list[RankOutput]:
+    """:func:`score` for many prepared queries at once (same results, one set of array operations)."""
+    ks = {max(1, min(int(scoring.retriever_top_k), len(p.idx))) for p in ps}
+    if len(ks) != 1 or len(ps) < 2:
+        return [score(p, scoring) for p in ps]
+    try:
+        return _score_batch(ps, scoring, ks.pop())
+    except _MixedDtypes:
+        return [score(p, scoring) for p in ps]
+
+
+def _score_batch(ps: list[PreparedQuery], scoring: ScoringConfig, k: int) -> list[RankOutput]:
+    wc, wf = scoring.weights_component, scoring.weights_final
+    st = {
+        name: _stack(ps, name, k, dt)
+        for name, dt in (
+            ("idx", np.int64), ("cand_modality", np.int8), ("cand_laterality", np.int8),
+            ("cand_contrast", np.int8), ("anatomy", np.float32), ("technique", np.float32),
+            ("lexical", np.float32), ("semantic", np.float32), ("coverage", np.float32),
+            ("cand_generality", np.float32), ("cand_interventional", bool), ("shared_context", np.int8),
+            ("extra_words", np.float32), ("same_content", bool), ("cand_action", np.int32),
+            ("cand_has_anatomy", bool),
+        )
+    }  # fmt: skip
+    q_mod = _row(ps, lambda p: p.q_modality, np.int64)
+    mod = modality_matrix(scoring)[q_mod, st["cand_modality"]]
+    lat, lat_hard = _laterality_many(ps, st["cand_laterality"], scoring)
+    con, con_hard = _contrast_many(ps, st["cand_contrast"], scoring)
+    anat, tech = st["anatomy"], st["technique"]
+    component = (
+        wc.anatomy * anat + wc.modality * mod + wc.laterality * lat + wc.contrast * con + wc.technique * tech
+    )
+    semantic = (0.3 * st["lexical"] + 0.3 * st["semantic"] + 0.4 * st["coverage"]).astype(np.float32)
+    total = wf.component * component + wf.semantic * semantic + wf.frequency * st["cand_generality"]
+    cand_int = st["cand_interventional"]
+    neutral = _row(ps, lambda p: p.q_interventional_neutral)
+    q_int = _row(ps, lambda p: p.q_interventional)
+    inter = np.where(cand_int, scoring.interventional_bonus, scoring.interventional_penalty)
+    # score() adds this float64 term on interventional rows only; the context term below is float64
+    # (an int8 count times a float) on every row, so both paths are float64 from here on.
+    total = total.astype(np.float64) + np.where(q_int & ~neutral, inter, 0.0)
+    total = total + scoring.context_match_bonus * st["shared_context"]
+    total = total * np.maximum(1.0 - scoring.specificity_penalty_weight * st["extra_words"], 0.3)
+    same = st["same_content"] & (con >= 0.95) & (tech >= 0.99)
+    total = total + scoring.synonym_match_bonus * same
+    exact = same & (lat == 1.0) & (con == 1.0) & (mod == 1.0)
+    total = total + scoring.exact_match_bonus * exact
+    act, act_hard = _action_many(ps, st["cand_action"], scoring)
+    total = total + act
+    has_anat = _row(ps, lambda p: bool(p.components.anatomy) and len(p.cand_has_anatomy) > 0)
+    total = total - scoring.anatomy_mismatch_penalty * (has_anat & st["cand_has_anatomy"] & (anat <= 0.0))
+    ident = _row(ps, lambda p: p.q_identity_technique and not p.q_action)
+    total = total - scoring.technique_missing_penalty * (ident & (tech <= 0.0))
+    cand_con = st["cand_contrast"]
+    q_con0 = _row(ps, lambda p: p.q_contrast == 0)
+    total = total - scoring.contrast_unstated_penalty * (q_con0 & ((cand_con == 1) | (cand_con == 3)))
+    by_code = _row(ps, lambda p: p.q_modality_source == "code" and p.q_modality != MODALITIES["IR"])
+    total = total - scoring.code_modality_penalty * (by_code & (mod < 0.65))
+    hard = lat_hard + con_hard + act_hard
+    hard = hard + (~q_int & ~neutral & cand_int).astype(np.float32)
+    by_text = _row(ps, lambda p: p.q_modality_source == "text")
+    hard = hard + (by_text & (mod < 0.65)).astype(np.float32)
+    lat_unstated = _row(ps, lambda p: p.q_laterality == 0 and not p.q_unilateral)
+    cand_lat = st["cand_laterality"]
+    side_only = lat_unstated & ((cand_lat == 1) | (cand_lat == 2))
+    total = total - scoring.laterality_unstated_penalty * side_only
+    total = np.maximum(total, 0.0) - HARD_PENALTY * hard
+    return _split(st["idx"], total, anat, mod, lat, con, tech, semantic, hard)
+
+
+def _split(idx, total, anat, mod, lat, con, tech, semantic, hard) -> list[RankOutput]:
+    """Sort each row as score() does (rounded score, then catalogue row) and cut the batch into rows."""
+    b, k = total.shape
+    rows = np.repeat(np.arange(b), k)
+    flat = np.lexsort((idx.ravel(), -np.round(total, 6).ravel(), rows))
+    order = flat.reshape(b, k) - (np.arange(b) * k)[:, None]
+
+    def take(a: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(a, order, axis=1)
+
+    cols = [take(a) for a in (total, anat, mod, lat, con, tech, semantic, hard)]
+    names = ("anatomy", "modality", "laterality", "contrast", "technique")
+    return [
+        RankOutput(
+            order=order[i],
+            scores=cols[0][i],
+            component={n: c[i] for n, c in zip(names, cols[1:6], strict=True)},
+            semantic=cols[6][i],
+            hard=cols[7][i],
+        )
+        for i in range(b)
+    ]

@@ -117,3 +117,50 @@ def test_catalogue_cache_loads_parsed_rows_lazily(tmp_path):
     assert again.parsed == built.parsed and again.parsed_fsn == built.parsed_fsn
     copy = pickle.loads(pickle.dumps(built))
     assert copy.parsed == built.parsed and copy.entries == built.entries
+
+
+def _tuned_scoring():
+    from nhs_lookup.config import ScoringConfig
+
+    cfg = ScoringConfig(retriever_top_k=40, modality_similarity={"CT": {"MRI": 0.7}})
+    cfg.interventional_bonus, cfg.interventional_penalty = 0.13, -0.21
+    cfg.context_match_bonus, cfg.action_unstated_penalty = 0.07, 0.05
+    cfg.weights_component.anatomy = 0.45
+    return cfg
+
+
+@pytest.mark.parametrize("tuned", [False, True])
+def test_batch_scoring_equals_per_query_scoring_bit_for_bit(sample_engine, tuned):
+    from nhs_lookup.scoring import score, score_many
+
+    cfg = _tuned_scoring() if tuned else sample_engine.config.scoring
+    extra = [
+        "Sentinel node injection breast",
+        "US guided biopsy liver",
+        "Removal of PICC line",
+        "Lymphoscintigram",
+    ]
+    prepared = sample_engine.prepare_many(_varied_queries() + [ExamQuery(n, None) for n in extra])
+    batch = score_many(prepared, cfg)
+    assert len(batch) == len(prepared)
+    assert any(o.hard.any() for o in batch) and any(p.q_interventional for p in prepared)
+    for p, got in zip(prepared, batch, strict=True):
+        want = score(p, cfg)
+        for name in ("order", "scores", "semantic", "hard"):
+            a, b = getattr(want, name), getattr(got, name)
+            assert a.dtype == b.dtype and np.array_equal(a, b), name
+        assert want.component.keys() == got.component.keys()
+        for k, v in want.component.items():
+            assert v.dtype == got.component[k].dtype and np.array_equal(v, got.component[k]), k
+
+
+def test_batch_scoring_falls_back_per_query_on_mixed_dtypes(sample_engine):
+    from dataclasses import replace
+
+    from nhs_lookup.scoring import score, score_many
+
+    prepared = sample_engine.prepare_many(_varied_queries()[:6])
+    prepared[2] = replace(prepared[2], lexical=prepared[2].lexical.astype(np.float64))
+    cfg = sample_engine.config.scoring
+    for p, got in zip(prepared, score_many(prepared, cfg), strict=True):
+        assert np.array_equal(score(p, cfg).scores, got.scores)
