@@ -22,7 +22,7 @@ from nhs_lookup.scoring import (
     PreparedQuery,
 )
 from nhs_lookup.semantic import SemanticBackend, make_backend
-from nhs_lookup.tfidf import TfidfModel
+from nhs_lookup.tfidf import TfidfModel, dense_product
 from nhs_lookup.vocab import Vocabulary, default_vocabulary
 
 RETRIEVE_K = 120
@@ -67,7 +67,21 @@ def _counts(ids: list[list[int]], m: sp.csr_matrix) -> np.ndarray:
     rows = np.repeat(np.repeat(np.arange(b, dtype=np.int64), lens_q), lens)
     offsets = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total, dtype=np.int64)
     flat = rows * n + m.indices[offsets]
+    if total * 8 < b * n:  # few hits (anatomy, technique): count them without a (B, N) int64 pass
+        out = np.zeros(b * n, dtype=np.float32)
+        cells, hits = np.unique(flat, return_counts=True)
+        out[cells] = hits
+        return out.reshape(b, n)
     return np.bincount(flat, minlength=b * n).reshape(b, n).astype(np.float32)
+
+
+def _jaccard(inter: np.ndarray, q_n: np.ndarray, row_n: np.ndarray) -> np.ndarray:
+    """``inter / max(q_n + row_n - inter, 1)`` in float32, computed in one (B, N) buffer."""
+    out = q_n + row_n[None, :]
+    out -= inter
+    np.maximum(out, np.float32(1.0), out=out)
+    np.divide(inter, out, out=out)
+    return out
 
 
 def _default_similarity() -> np.ndarray:
@@ -224,7 +238,7 @@ class CatalogueIndex:
             return []
         texts = [p.components.clean_text for p in parsed]
         qc = self.char_vectorizer.transform(texts)
-        lex = (qc @ self.char_name).toarray()
+        lex = dense_product(qc, self.char_name)  # = (qc @ char_name).toarray(), bit for bit
         sem = self.semantic.similarity(texts)
 
         # Binary query-side matrices as id lists: their products are whole counts (see _counts).
@@ -234,8 +248,8 @@ class CatalogueIndex:
         inter_exp = _counts(q_exp, self.anat_exp)
         q_exact_n = np.array([[len(c)] for c in q_exact], dtype=np.float32)
         q_exp_n = np.array([[len(c)] for c in q_exp], dtype=np.float32)
-        j_exact = inter_exact / np.maximum(q_exact_n + self.anat_exact_n[None, :] - inter_exact, 1.0)
-        j_exp = inter_exp / np.maximum(q_exp_n + self.anat_exp_n[None, :] - inter_exp, 1.0)
+        j_exact = _jaccard(inter_exact, q_exact_n, self.anat_exact_n)
+        j_exp = _jaccard(inter_exp, q_exp_n, self.anat_exp_n)
         # A row whose region contains every stated part ("Lower limb" for "Femur") is a valid, less
         # specific code: it must beat a sibling part ("Foot") that merely shares the parent region.
         need = np.where(self.anat_exact_n > 0, self.anat_exact_n, np.inf).astype(np.float32)
@@ -256,21 +270,25 @@ class CatalogueIndex:
         q_content = _ids([set(p.content) for p in parsed], self.word_vocab)
         q_content_n = np.array([len(p.content) for p in parsed], dtype=np.float32)[:, None]
         covered = _counts(q_content, self.all_words)
-        coverage = np.where(q_content_n > 0, covered / np.maximum(q_content_n, 1.0), np.float32(0.5))
-        name_hits_all = _counts(q_content, self.name_words)
+        coverage = covered
+        coverage /= np.maximum(q_content_n, np.float32(1.0))
+        coverage[q_content_n[:, 0] == 0] = np.float32(0.5)
+        extra_all = _counts(q_content, self.name_words)  # name hits, turned into extra words below
 
         q_mod = np.array([MODALITIES.get(p.components.modality, 0) for p in parsed], dtype=np.int8)
         mod_eq = (self.modality[None, :] == q_mod[:, None]) & (q_mod[:, None] > 0)
-        extra_all = np.maximum(self.name_words_n[None, :] - name_hits_all, np.float32(0.0))
+        np.subtract(self.name_words_n[None, :], extra_all, out=extra_all)
+        np.maximum(extra_all, np.float32(0.0), out=extra_all)
         # A modality stated in the name makes rows of a dissimilar modality hard violations in scoring:
         # keep them from taking candidate slots (vocabulary similarities; config overrides only soften).
         stated = np.flatnonzero([p.modality_source == "text" for p in parsed])
         retrieval = np.float32(0.45) * lex
-        retrieval += np.float32(0.35) * sem
-        retrieval += np.float32(0.5) * anat
-        retrieval += np.float32(0.3) * coverage
-        retrieval += np.float32(0.4) * mod_eq
-        retrieval -= np.float32(0.03) * extra_all
+        tmp = np.empty_like(retrieval)
+        for weight, feature in ((0.35, sem), (0.5, anat), (0.3, coverage), (0.4, mod_eq)):
+            np.multiply(feature, np.float32(weight), out=tmp)
+            retrieval += tmp
+        np.multiply(extra_all, np.float32(0.03), out=tmp)
+        retrieval -= tmp
         if len(stated):
             incompatible = _default_similarity()[q_mod[stated]][:, self.modality] < 0.65
             retrieval[stated] -= np.float32(0.6) * incompatible
@@ -281,7 +299,7 @@ class CatalogueIndex:
         top = np.take_along_axis(top, order, axis=1)
 
         def gather(a: np.ndarray) -> np.ndarray:
-            return np.take_along_axis(a, top, axis=1).astype(np.float32)
+            return np.take_along_axis(a, top, axis=1).astype(np.float32, copy=False)
 
         lex_t, sem_t, anat_t, cov_t, extra_t = (gather(a) for a in (lex, sem, anat, coverage, extra_all))
         inter_t = gather(inter_t_all)

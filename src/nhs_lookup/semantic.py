@@ -44,8 +44,10 @@ class TfidfSemantic:
         self.vectorizer = TfidfModel.from_sklearn(vec)  # queries transform without scikit-learn
 
     def similarity(self, queries: list[str]) -> np.ndarray:
+        from nhs_lookup.tfidf import dense_product
+
         q = self.vectorizer.transform(queries)
-        return np.asarray((q @ self.matrix).todense(), dtype=np.float32)
+        return np.asarray(dense_product(q, self.matrix), dtype=np.float32)  # = (q @ matrix).todense()
 
 
 class SentenceTransformerSemantic:

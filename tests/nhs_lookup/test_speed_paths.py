@@ -164,3 +164,21 @@ def test_batch_scoring_falls_back_per_query_on_mixed_dtypes(sample_engine):
     cfg = sample_engine.config.scoring
     for p, got in zip(prepared, score_many(prepared, cfg), strict=True):
         assert np.array_equal(score(p, cfg).scores, got.scores)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_product_equals_scipy_product_bit_for_bit(dtype):
+    import scipy.sparse as sp
+
+    from nhs_lookup.tfidf import dense_product
+
+    a = sp.random(60, 300, density=0.05, random_state=1, format="lil", dtype=dtype)
+    a[3, :] = 0  # an empty query row
+    a = a.tocsr()
+    b = sp.random(300, 200, density=0.1, random_state=2, format="csr", dtype=dtype)
+    want = (a @ b).toarray()
+    got = dense_product(a, b)
+    assert got.dtype == want.dtype and got.shape == want.shape and want.any()
+    assert np.array_equal(got, want)  # exact: the same kernel, the same summation order
+    empty = sp.csr_matrix((0, 300), dtype=dtype)
+    assert dense_product(empty, b).shape == (0, 200)
