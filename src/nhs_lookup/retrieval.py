@@ -305,30 +305,57 @@ class CatalogueIndex:
         inter_t = gather(inter_t_all)
         union_t = q_tech_n + self.tech_n[top] - inter_t
         tech_t = np.where(union_t == 0, 1.0, inter_t / np.maximum(union_t, 1.0)).astype(np.float32)
+        return self._prepared(parsed, top, q_mod, q_content_n, (lex_t, sem_t, anat_t, tech_t, cov_t, extra_t))
+
+    def _prepared(
+        self,
+        parsed: list[ParsedName],
+        top: np.ndarray,
+        q_mod: np.ndarray,
+        q_content_n: np.ndarray,
+        feats: tuple[np.ndarray, ...],
+    ) -> list[PreparedQuery]:
+        """One :class:`PreparedQuery` per query; row attributes gathered for the whole batch at once
+        (each query's arrays are rows of the batch arrays, the same values as per-query gathers)."""
+        groups = sorted(default_vocabulary().context_groups)
+        ctx = np.array([sum(1 << i for i, g in enumerate(groups) if g in p.context) for p in parsed])
+        content = np.array([self.content_id_of.get(p.content, -1) for p in parsed], dtype=np.int64)
+        same_content = self.content_ids[top] == content[:, None]
+        shared_context = _POPCOUNT[self.context[top] & ctx[:, None]]
+        idx32 = top.astype(np.int32)
+        cand = [
+            a[top]
+            for a in (
+                self.modality,
+                self.laterality,
+                self.contrast,
+                self.interventional,
+                self.generality,
+                self.actions,
+                self.anat_region,
+            )
+        ]
+        lex_t, sem_t, anat_t, tech_t, cov_t, extra_t = feats
         out = []
-        groups = sorted(vocab.context_groups)
         for qi, p in enumerate(parsed):
-            idx = top[qi]
             c = p.components
-            ctx = sum(1 << i for i, g in enumerate(groups) if g in p.context)
-            same_content = self.content_ids[idx] == self.content_id_of.get(p.content, -1)
             out.append(
                 PreparedQuery(
                     components=c,
-                    idx=idx.astype(np.int32),
+                    idx=idx32[qi],
                     lexical=lex_t[qi],
                     semantic=sem_t[qi],
                     anatomy=anat_t[qi],
                     technique=tech_t[qi],
                     coverage=cov_t[qi],
                     extra_words=extra_t[qi],
-                    cand_modality=self.modality[idx],
-                    cand_laterality=self.laterality[idx],
-                    cand_contrast=self.contrast[idx],
-                    cand_interventional=self.interventional[idx],
-                    cand_generality=self.generality[idx],
-                    shared_context=_POPCOUNT[self.context[idx] & ctx],
-                    same_content=same_content,
+                    cand_modality=cand[0][qi],
+                    cand_laterality=cand[1][qi],
+                    cand_contrast=cand[2][qi],
+                    cand_interventional=cand[3][qi],
+                    cand_generality=cand[4][qi],
+                    shared_context=shared_context[qi],
+                    same_content=same_content[qi],
                     q_modality=int(q_mod[qi]),
                     q_modality_source=p.modality_source,
                     q_laterality=LATERALITY_CODES[c.laterality],
@@ -340,11 +367,11 @@ class CatalogueIndex:
                     q_unspecific=p.unspecific,
                     non_clinical=c.non_clinical,
                     q_interventional_neutral=p.interventional_neutral,
-                    cand_action=self.actions[idx],
+                    cand_action=cand[5][qi],
                     q_action=_action_mask(p.actions, self.action_bits),
                     exclusive_actions=self.exclusive_actions,
                     q_modality_only=p.modality_only,
-                    cand_has_anatomy=self.anat_region[idx],
+                    cand_has_anatomy=cand[6][qi],
                     q_identity_technique=bool(IDENTITY_TECHNIQUES & set(c.technique)),
                 )
             )
