@@ -75,15 +75,25 @@ def _env(cache: Path) -> dict[str, str]:
     return {**os.environ, "NHS_LOOKUP_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
 
 
-def _batch(label: str, engine, queries, extra: dict[str, str]) -> None:
-    """Batch mode on cold caches (every name parsed and vectorised), then again on warm ones."""
-    engine.set_extra_vocabulary(extra)  # empties the parse cache
-    engine.index.char_vectorizer.forget()  # and the word -> n-gram memo
-    with Clock() as cold:
-        engine.lookup_many(queries)
+def _batch(label: str, engine, queries, extra: dict[str, str], repeats: int = 3) -> None:
+    """Batch mode on cold caches (every name parsed and vectorised), best of *repeats* by CPU time
+    (the machine may be shared: the fastest run is the least disturbed one), then on warm caches."""
+    import gc
+
+    best = None
+    for _ in range(repeats):
+        engine.set_extra_vocabulary(extra)  # empties the parse cache
+        engine.index.char_vectorizer.forget()  # and the word -> n-gram memo
+        gc.collect()
+        with Clock() as cold:
+            engine.lookup_many(queries)
+        best = cold if best is None or cold.cpu < best.cpu else best
     with Clock() as warm:
         engine.lookup_many(queries)
-    print(f"batch, {label}: {_rate(len(queries), cold)} (warm parse cache: {_rate(len(queries), warm)})")
+    print(
+        f"batch, {label}: {_rate(len(queries), best)}, best of {repeats} "
+        f"(warm parse cache: {_rate(len(queries), warm)})"
+    )
 
 
 def _fresh_process(catalogue: str | None, cache: Path, model: Path | None) -> None:
