@@ -47,7 +47,7 @@ class TfidfSemantic:
         from nhs_lookup.tfidf import dense_product
 
         q = self.vectorizer.transform(queries)
-        return np.asarray(dense_product(q, self.matrix), dtype=np.float32)  # = (q @ matrix).todense()
+        return dense_product(q, self.matrix, np.float32)  # = float32 (q @ matrix).todense()
 
 
 class SentenceTransformerSemantic:

@@ -180,5 +180,7 @@ def test_dense_product_equals_scipy_product_bit_for_bit(dtype):
     got = dense_product(a, b)
     assert got.dtype == want.dtype and got.shape == want.shape and want.any()
     assert np.array_equal(got, want)  # exact: the same kernel, the same summation order
+    as32 = dense_product(a, b, np.float32)
+    assert as32.dtype == np.float32 and np.array_equal(as32, np.asarray(want, dtype=np.float32))
     empty = sp.csr_matrix((0, 300), dtype=dtype)
     assert dense_product(empty, b).shape == (0, 200)
