@@ -184,3 +184,19 @@ def test_dense_product_equals_scipy_product_bit_for_bit(dtype):
     assert as32.dtype == np.float32 and np.array_equal(as32, np.asarray(want, dtype=np.float32))
     empty = sp.csr_matrix((0, 300), dtype=dtype)
     assert dense_product(empty, b).shape == (0, 200)
+
+
+@pytest.mark.parametrize("sizes", [(0, 1, 3, 9, 0, 20), (1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0)])
+def test_counts_equal_the_sparse_product_on_dense_and_sparse_hits(sizes):
+    """Both counting paths of _counts (bincount for many hits, unique for few) match the product."""
+    import scipy.sparse as sp
+
+    from nhs_lookup.retrieval import _binary, _counts
+
+    rng = np.random.default_rng(1)
+    m = (sp.random(40, 300, density=0.05, random_state=3, format="csr") > 0).astype(np.float32)
+    ids = [sorted(set(rng.integers(0, 40, size=k).tolist())) for k in sizes]
+    q = _binary([{str(i) for i in c} for c in ids], {str(i): i for i in range(40)})
+    want = (q @ m).toarray()
+    got = _counts(ids, m)
+    assert want.any() and got.dtype == want.dtype and np.array_equal(got, want)
