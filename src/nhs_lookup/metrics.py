@@ -96,28 +96,35 @@ def expected_of(case: Case) -> tuple[str, ...]:
     return tuple(case.acceptable)
 
 
+def case_fields(case: Case, index: int, split: str) -> dict[str, Any]:
+    """The fields of a :class:`CaseOutcome` that come from the case itself (shared by results and errors)."""
+    q = case.query
+    return {
+        "case_index": index,
+        "exam_name": q.exam_name,
+        "case_id": case.case_id,
+        "data_source": q.data_source,
+        "modality_code": q.modality_code,
+        "exam_code": q.exam_code,
+        "expected": expected_of(case),
+        "split": split,
+    }
+
+
 def outcome_of(
     case: Case, result: LookupResult, index: int = 0, split: str = "train", elapsed_ms: float = 0.0
 ) -> CaseOutcome:
     """Judge one engine result against its case."""
-    q = case.query
     best = result.best
     return CaseOutcome(
-        case_index=index,
-        exam_name=q.exam_name,
-        case_id=case.case_id,
-        data_source=q.data_source,
-        modality_code=q.modality_code,
-        exam_code=q.exam_code,
-        expected=expected_of(case),
+        **case_fields(case, index, split),
         predicted=best.entry.name if best is not None else None,
         snomed_id=best.entry.snomed_id if best is not None else None,
-        modality=result.components.modality or q.modality_code,
+        modality=result.components.modality or case.query.modality_code,
         confidence=float(result.confidence),
         correct_rank=correct_rank(result, case) if case.labelled else None,
         no_match_reason=result.no_match_reason,
         elapsed_ms=elapsed_ms,
-        split=split,
     )
 
 

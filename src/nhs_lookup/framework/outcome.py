@@ -6,7 +6,7 @@ this module builds it from a result or from an error inside the framework's runn
 
 from __future__ import annotations
 
-from nhs_lookup.metrics import NO_MATCH, CaseOutcome, expected_of, outcome_of
+from nhs_lookup.metrics import NO_MATCH, CaseOutcome, case_fields, expected_of, outcome_of
 from nhs_lookup.records import Case, LookupResult
 
 __all__ = ["NO_MATCH", "CaseOutcome", "expected_of", "outcome_from_error", "outcome_from_result"]
@@ -19,16 +19,8 @@ def outcome_from_result(
 
 
 def outcome_from_error(index: int, case: Case, split: str, error: BaseException) -> CaseOutcome:
-    q = case.query
     return CaseOutcome(
-        case_index=index,
-        exam_name=q.exam_name,
-        case_id=case.case_id,
-        data_source=q.data_source,
-        modality_code=q.modality_code,
-        exam_code=q.exam_code,
-        expected=expected_of(case),
-        modality=q.modality_code,
+        **case_fields(case, index, split),
+        modality=case.query.modality_code,
         error=f"{type(error).__name__}: {error}"[:1000],
-        split=split,
     )
