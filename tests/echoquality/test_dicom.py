@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import types
 from pathlib import Path
 
@@ -29,6 +30,9 @@ from echoquality.dicom import (
     read_info,
 )
 from echoquality.synth import US_MULTIFRAME_SOP, write_clip
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _dicom_fixtures import panicking_rle_cine  # noqa: E402
 
 
 def _dataset(
@@ -524,27 +528,8 @@ def test_decode_cap_is_configurable(tmp_path):
     assert err.value.reason is SkipReason.INVALID_DIMENSIONS and "decode cap" in err.value.detail
 
 
-def _panicking_rle_cine(path: Path) -> Path:
-    """A 2-frame US cine whose first RLE fragment makes the Rust RLE decoder panic (4 flipped bytes of
-    pydicom's MR_small_RLE.dcm, found by fuzzing)."""
-    from pydicom.data import get_testdata_file
-    from pydicom.encaps import generate_frames
-
-    ds = pydicom.dcmread(get_testdata_file("MR_small_RLE.dcm"))
-    good = next(generate_frames(ds.PixelData, number_of_frames=1))
-    bad = bytearray(good)
-    for pos, value in ((1742, 214), (3671, 252), (4728, 140), (5388, 182)):
-        bad[pos] = value
-    ds.PixelData = encapsulate([bytes(bad), good])
-    ds.NumberOfFrames = 2
-    ds.Modality = "US"
-    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = US_MULTIFRAME_SOP
-    ds.save_as(path)
-    return path
-
-
 def test_decoder_panic_is_a_decode_error(tmp_path):
-    path = _panicking_rle_cine(tmp_path / "panic")
+    path = panicking_rle_cine(tmp_path / "panic")
     with pytest.raises(SkipError) as err:
         read_frames(path, [0])
     assert err.value.reason is SkipReason.DECODE_ERROR

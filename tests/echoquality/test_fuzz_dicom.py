@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,9 @@ import pydicom
 import pytest
 
 from echoquality.synth import US_MULTIFRAME_SOP, write_clip
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _dicom_fixtures import panicking_rle_cine  # noqa: E402
 
 #: Small files shipped inside pydicom (no download): RLE, JPEG, JPEG-LS, JPEG 2000, native, big endian.
 PYDICOM_SOURCES = (
@@ -220,31 +224,12 @@ def test_every_mutant_is_scored_or_skipped_once(
     assert "Traceback" not in capfd.readouterr().err
 
 
-def _panicking_rle_cine(path: Path) -> Path:
-    """A 2-frame US cine whose first RLE fragment makes the Rust RLE decoder panic (4 flipped bytes of
-    pydicom's MR_small_RLE.dcm, found by this harness)."""
-    from pydicom.data import get_testdata_file
-    from pydicom.encaps import encapsulate, generate_frames
-
-    ds = pydicom.dcmread(get_testdata_file("MR_small_RLE.dcm"))
-    good = next(generate_frames(ds.PixelData, number_of_frames=1))
-    bad = bytearray(good)
-    for pos, value in ((1742, 214), (3671, 252), (4728, 140), (5388, 182)):
-        bad[pos] = value
-    ds.PixelData = encapsulate([bytes(bad), good])
-    ds.NumberOfFrames = 2
-    ds.Modality = "US"
-    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = US_MULTIFRAME_SOP
-    ds.save_as(path)
-    return path
-
-
 @pytest.mark.parametrize("workers", [0, 1])
 def test_decoder_panic_costs_one_file(tmp_path: Path, seeds: list[Path], tiny_weights: Path, workers: int):
     """A Rust decoder panic (a BaseException) once aborted the run (PicklingError with workers)."""
     folder = tmp_path / "raw" / "epiq7c-PANIC01"
     folder.mkdir(parents=True)
-    _panicking_rle_cine(folder / "panic")
+    panicking_rle_cine(folder / "panic")
     (folder / "intact").write_bytes(next(p for p in seeds if p.name == "syn_rgb").read_bytes())
     _run(folder.parent, tmp_path / "out", tiny_weights, workers)
     rows = {r["key"]: r for r in read_rows(tmp_path / "out")}
