@@ -5,6 +5,52 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _servers import pg_server, ray_cluster  # noqa: E402,F401  (fixtures)
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium under Playwright (browser test modules skip when either is missing)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def watched_page(browser):
+    """``open(base, height) -> (page, foreign, errors)``: a page that records requests leaving *base*
+    and console/page errors, so a test can assert the app uses only local assets and runs cleanly."""
+    contexts = []
+
+    def open_page(base: str, height: int = 1000):
+        context = browser.new_context(accept_downloads=True, viewport={"width": 1440, "height": height})
+        contexts.append(context)
+        page = context.new_page()
+        foreign: list[str] = []
+        errors: list[str] = []
+        local = (base, "data:", "blob:")
+        page.on("request", lambda r: None if r.url.startswith(local) else foreign.append(r.url))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        return page, foreign, errors
+
+    yield open_page
+    for context in contexts:
+        context.close()

@@ -79,19 +79,6 @@ def server(run: ReviewRun, tmp_path_factory: pytest.TempPathFactory):
         thread.join(timeout=60)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )  # fmt: skip
-        yield b
-        b.close()
-
-
 def _loaded(page, selector: str, timeout: int = 60_000) -> None:
     page.wait_for_function(
         "sel => { const el = document.querySelector(sel); return el && el.complete && el.naturalWidth > 0; }",
@@ -100,17 +87,12 @@ def _loaded(page, selector: str, timeout: int = 60_000) -> None:
     )
 
 
-def test_filter_open_gradcam_label_export_prepare(server, browser, run: ReviewRun, tmp_path: Path) -> None:
+def test_filter_open_gradcam_label_export_prepare(
+    server, watched_page, run: ReviewRun, tmp_path: Path
+) -> None:
     base, _ = server
     SHOTS.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1440, "height": 950})
-    page = context.new_page()
-    foreign, errors = [], []
-    page.on(
-        "request", lambda r: None if r.url.startswith((base, "data:", "blob:")) else foreign.append(r.url)
-    )
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, foreign, errors = watched_page(base, 950)
 
     # 1. gallery of the whole run, then filter to FAIL
     page.goto(base + "/")
@@ -165,7 +147,6 @@ def test_filter_open_gradcam_label_export_prepare(server, browser, run: ReviewRu
     assert not any(ident in csv_path.read_text() for ident in run.identifiers)
     assert not foreign, foreign
     assert not errors, errors
-    context.close()
 
     # 5. the export goes straight into prepare-data --labels
     out = tmp_path / "training"

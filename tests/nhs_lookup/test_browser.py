@@ -84,26 +84,6 @@ def server(tmp_path_factory):
         log.close()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield b
-        b.close()
-
-
 def mapping(api: httpx.Client, mapping_id: int) -> dict:
     return api.get(f"/mappings/{mapping_id}").json()
 
@@ -117,17 +97,10 @@ def wait_leaving(page, url: str) -> None:
     page.wait_for_load_state("domcontentloaded")
 
 
-def test_upload_review_bulk_approve_and_export(server, browser):
+def test_upload_review_bulk_approve_and_export(server, watched_page):
     base, api, tmp = server
     SHOTS.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1440, "height": 1000})
-    page = context.new_page()
-    foreign, errors = [], []
-    page.on(
-        "request", lambda r: None if r.url.startswith((base, "data:", "blob:")) else foreign.append(r.url)
-    )
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, foreign, errors = watched_page(base, 1000)
 
     # 1. upload a file and watch the job finish (the page reloads when it is done)
     page.goto(base + "/")
@@ -312,4 +285,3 @@ def test_upload_review_bulk_approve_and_export(server, browser):
 
     assert not foreign, f"requests left the server: {foreign}"
     assert not errors, f"browser errors: {errors}"
-    context.close()
