@@ -206,6 +206,9 @@ class RayInferenceRun(InferenceRun):
 
     def _build_model(self, state_dict: dict[str, Any]) -> None:
         if self.jobs:
+            # like the local engine, decoding starts before the model is built, so the decode workers'
+            # start-up (imports) overlaps with building the model actors
+            self.pipeline.fill()
             self.pipeline.add_actors(state_dict, self.actor_device, self.n_actors or 1, self.batch_size)
         self.device = self.actor_device
         return None
@@ -242,9 +245,13 @@ class RayInferenceRun(InferenceRun):
                     self._progress_info()
                     if time.perf_counter() - self.last_flush > FLUSH_EVERY_S:
                         self._flush()
+                pipeline.close()
+            # the loop ends with its last outcome and its actors gone; stopping the local cluster below is
+            # teardown (like starting it), counted in the command's wall time but not in the loop's
+            loop_s = time.perf_counter() - t_loop
         finally:
             pipeline.close()
             if not self.address:  # the local instance this run started
                 self.ray.shutdown()
             self._flush()  # whatever finished survives an interruption
-        return time.perf_counter() - t_loop
+        return loop_s
