@@ -366,6 +366,6 @@ def _index_fingerprint() -> str:
 
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for name in ("retrieval.py", "semantic.py", "scoring.py", "tfidf.py"):
+    for name in ("retrieval.py", "semantic.py", "scoring.py", "tfidf.py", "csr.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()[:12]

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from nhs_lookup.catalogue import Catalogue
 from nhs_lookup.components import ParsedName
+from nhs_lookup.csr import Csr
 from nhs_lookup.scoring import (
     CONTRAST_CODES,
     LATERALITY_CODES,
@@ -37,7 +37,10 @@ ANCESTOR_ANATOMY = 0.5  # anatomy score of a row naming only regions that contai
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int8)
 
 
-def _binary(rows: list[set[str]] | list[tuple[str, ...]], vocab: dict[str, int]) -> sp.csr_matrix:
+def _binary(rows: list[set[str]] | list[tuple[str, ...]], vocab: dict[str, int]) -> object:
+    """Binary (len(rows), len(vocab)) scipy CSR matrix of each row's items (index build only)."""
+    import scipy.sparse as sp
+
     indptr, indices = [0], []
     for items in rows:
         cols = sorted({vocab[i] for i in items if i in vocab})
@@ -52,7 +55,7 @@ def _ids(rows: list[set[str]], vocab: dict[str, int]) -> list[list[int]]:
     return [sorted({vocab[i] for i in items if i in vocab}) for items in rows]
 
 
-def _counts(ids: list[list[int]], m: sp.csr_matrix) -> np.ndarray:
+def _counts(ids: list[list[int]], m: Csr) -> np.ndarray:
     """Dense (B, N) float32 ``binary(ids) @ m`` for a binary (T, N) matrix *m*: how many of each query's
     ids every catalogue row has. Whole counts, so exactly the sparse product's values, without
     scipy's per-product overhead (most of a single lookup's time)."""
@@ -107,23 +110,24 @@ def _expand(anatomy: tuple[str, ...], vocab: Vocabulary) -> set[str]:
 
 @dataclass
 class CatalogueIndex:
-    """Matrices and arrays over the catalogue used by retrieval and scoring."""
+    """Matrices and arrays over the catalogue used by retrieval and scoring. The matrices are
+    :class:`Csr` records, so the pickled index loads (and a lookup runs) without importing scipy."""
 
     n: int
     char_vectorizer: TfidfModel  # fitted by scikit-learn at build time; transforms without it
-    char_name: sp.csr_matrix  # (V, N): 0.75 x name n-grams + 0.25 x FSN n-grams (one product per batch)
+    char_name: Csr  # (V, N): 0.75 x name n-grams + 0.25 x FSN n-grams (one product per batch)
     semantic: SemanticBackend
     anatomy_vocab: dict[str, int]
-    anat_exact: sp.csr_matrix  # (T, N)
-    anat_exp: sp.csr_matrix
+    anat_exact: Csr  # (T, N)
+    anat_exp: Csr
     anat_exact_n: np.ndarray
     anat_exp_n: np.ndarray
     tech_vocab: dict[str, int]
-    tech: sp.csr_matrix
+    tech: Csr
     tech_n: np.ndarray
     word_vocab: dict[str, int]
-    name_words: sp.csr_matrix  # content words of the name (T, N)
-    all_words: sp.csr_matrix  # all tokens of name + FSN (T, N)
+    name_words: Csr  # content words of the name (T, N)
+    all_words: Csr  # all tokens of name + FSN (T, N)
     name_words_n: np.ndarray
     anat_region: np.ndarray  # (N,) bool: the row names a body region (not only a tissue or vessel)
     action_bits: dict[str, int]  # canonical action -> bit
@@ -152,7 +156,7 @@ class CatalogueIndex:
         ]
         vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, dtype=np.float32)
         vec.fit(names + fsns)
-        char_name = (0.75 * vec.transform(names) + 0.25 * vec.transform(fsns)).T.tocsr()
+        char_name = Csr.of((0.75 * vec.transform(names) + 0.25 * vec.transform(fsns)).T.tocsr())
         semantic = make_backend(semantic_backend, semantic_model)
         semantic.fit([f"{n} {f}" for n, f in zip(names, fsns, strict=True)])
 
@@ -195,16 +199,16 @@ class CatalogueIndex:
             char_name=char_name,
             semantic=semantic,
             anatomy_vocab=anatomy_vocab,
-            anat_exact=_binary(exact, anatomy_vocab).T.tocsr(),
-            anat_exp=_binary(expd, anatomy_vocab).T.tocsr(),
+            anat_exact=Csr.of(_binary(exact, anatomy_vocab).T.tocsr()),
+            anat_exp=Csr.of(_binary(expd, anatomy_vocab).T.tocsr()),
             anat_exact_n=np.array([len(a) for a in exact], dtype=np.float32),
             anat_exp_n=np.array([len(a) for a in expd], dtype=np.float32),
             tech_vocab=tech_vocab,
-            tech=_binary(techs, tech_vocab).T.tocsr(),
+            tech=Csr.of(_binary(techs, tech_vocab).T.tocsr()),
             tech_n=np.array([len(t) for t in techs], dtype=np.float32),
             word_vocab=word_vocab,
-            name_words=name_words.T.tocsr(),
-            all_words=_binary(all_tokens, word_vocab).T.tocsr(),
+            name_words=Csr.of(name_words.T.tocsr()),
+            all_words=Csr.of(_binary(all_tokens, word_vocab).T.tocsr()),
             name_words_n=n_content.astype(np.float32),
             modality=np.array(
                 [MODALITIES.get(p.components.modality, 0) for p in catalogue.parsed], dtype=np.int8

@@ -35,12 +35,12 @@ class TfidfSemantic:
     def fit(self, texts: list[str]) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        from nhs_lookup.tfidf import TfidfModel
+        from nhs_lookup.tfidf import Csr, TfidfModel
 
         vec = TfidfVectorizer(
             analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"[a-z0-9]+"
         )
-        self.matrix = vec.fit_transform(texts).T.tocsr()
+        self.matrix = Csr.of(vec.fit_transform(texts).T.tocsr())  # pickles without scipy
         self.vectorizer = TfidfModel.from_sklearn(vec)  # queries transform without scikit-learn
 
     def similarity(self, queries: list[str]) -> np.ndarray:

@@ -15,7 +15,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
+
+from nhs_lookup.csr import Csr, dense_product
+
+__all__ = ["Csr", "TfidfModel", "dense_product"]
 
 _WHITE_SPACES = re.compile(r"\s\s+")
 
@@ -109,24 +112,25 @@ class TfidfModel:
             return _char_wb(doc, lo, hi)
         return _word(doc, re.compile(self.token_pattern or r"(?u)\b\w\w+\b"), lo, hi)
 
-    def transform(self, docs: list[str]) -> sp.csr_matrix:
-        """(len(docs), V) l2-normalised sublinear TF-IDF rows, as ``TfidfVectorizer.transform``."""
+    def transform(self, docs: list[str]) -> Csr:
+        """(len(docs), V) l2-normalised sublinear TF-IDF rows, as ``TfidfVectorizer.transform``
+        (returned as :class:`Csr`: the same arrays, built without importing scipy)."""
         indices: list[int] = []
         counts: list[int] = []
         indptr = [0]
         for doc in docs:
             # The vocabulary maps distinct n-grams to distinct columns: counting column ids is counting
-            # n-grams; the column order is sorted below, as sklearn does.
-            counter = Counter(self._ids(doc))
-            indices.extend(counter)
-            counts.extend(counter.values())
+            # n-grams. Columns sorted within the row, as scipy's sort_indices leaves sklearn's output.
+            for j, c in sorted(Counter(self._ids(doc)).items()):
+                indices.append(j)
+                counts.append(c)
             indptr.append(len(indices))
-        x = sp.csr_matrix(
-            (np.asarray(counts, dtype=np.intc), np.asarray(indices, dtype=np.int32), indptr),
-            shape=(len(docs), len(self.vocabulary)),
-            dtype=self.dtype,
+        x = Csr(
+            np.asarray(counts, dtype=np.intc).astype(self.dtype),
+            np.asarray(indices, dtype=np.int32),
+            np.asarray(indptr, dtype=np.int32),
+            (len(docs), len(self.vocabulary)),
         )
-        x.sort_indices()
         np.log(x.data, x.data)
         x.data += 1.0
         x.data *= self.idf[x.indices]
@@ -134,7 +138,7 @@ class TfidfModel:
         return x
 
 
-def _normalize_rows(x: sp.csr_matrix) -> None:
+def _normalize_rows(x: Csr) -> None:
     """In-place l2 row norm with sklearn's arithmetic: squares in the data dtype, summed in order
     in double precision, each value divided in double and stored back."""
     data = x.data
@@ -148,41 +152,3 @@ def _normalize_rows(x: sp.csr_matrix) -> None:
         if total != 0.0:
             norms[a:b] = math.sqrt(total)
     x.data[:] = (data.astype(np.float64) / norms).astype(data.dtype)
-
-
-def dense_product(a: sp.csr_matrix, b: sp.csr_matrix, out_dtype: type | None = None) -> np.ndarray:
-    """``np.asarray((a @ b).toarray(), dtype=out_dtype)`` bit for bit, through scipy's own sparse
-    kernel but without its symbolic first pass (a third of the product's time): the output is bounded
-    by its dense size, and query vs catalogue products are nearly dense anyway. *out_dtype*: the
-    nonzero values are cast before the dense array is filled (the same rounding, one pass less).
-    Falls back to the public path when it cannot."""
-    m, n = a.shape[0], b.shape[1]
-    try:
-        from scipy.sparse._sparsetools import csr_matmat, csr_todense
-    except ImportError:  # a scipy without the private kernels
-        return np.asarray((a @ b).toarray(), dtype=out_dtype)
-    if not (sp.issparse(a) and sp.issparse(b) and a.format == b.format == "csr") or m * n >= 2**31 - 1:
-        return np.asarray((a @ b).toarray(), dtype=out_dtype)
-    dtype = np.result_type(a.dtype, b.dtype)
-    i32 = np.int32
-    indptr = np.empty(m + 1, dtype=i32)
-    indices = np.empty(m * n, dtype=i32)
-    data = np.empty(m * n, dtype=dtype)
-    csr_matmat(
-        m,
-        n,
-        np.asarray(a.indptr, dtype=i32),
-        np.asarray(a.indices, dtype=i32),
-        np.asarray(a.data, dtype=dtype),
-        np.asarray(b.indptr, dtype=i32),
-        np.asarray(b.indices, dtype=i32),
-        np.asarray(b.data, dtype=dtype),
-        indptr,
-        indices,
-        data,
-    )
-    nnz = int(indptr[-1])
-    values = data[:nnz] if out_dtype is None else data[:nnz].astype(out_dtype)
-    out = np.zeros((m, n), dtype=values.dtype)
-    csr_todense(m, n, indptr, indices[:nnz], values, out)
-    return out

@@ -166,24 +166,61 @@ def test_batch_scoring_falls_back_per_query_on_mixed_dtypes(sample_engine):
         assert np.array_equal(score(p, cfg).scores, got.scores)
 
 
+@pytest.mark.parametrize("rows", [3, 60])  # 3: the numpy path of a few queries; 60: scipy's kernel
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_dense_product_equals_scipy_product_bit_for_bit(dtype):
+def test_dense_product_equals_scipy_product_bit_for_bit(dtype, rows):
     import scipy.sparse as sp
 
+    from nhs_lookup.csr import Csr
     from nhs_lookup.tfidf import dense_product
 
-    a = sp.random(60, 300, density=0.05, random_state=1, format="lil", dtype=dtype)
-    a[3, :] = 0  # an empty query row
+    a = sp.random(rows, 300, density=0.2, random_state=1, format="lil", dtype=dtype)
+    a[1, :] = 0  # an empty query row
     a = a.tocsr()
     b = sp.random(300, 200, density=0.1, random_state=2, format="csr", dtype=dtype)
     want = (a @ b).toarray()
-    got = dense_product(a, b)
-    assert got.dtype == want.dtype and got.shape == want.shape and want.any()
-    assert np.array_equal(got, want)  # exact: the same kernel, the same summation order
-    as32 = dense_product(a, b, np.float32)
-    assert as32.dtype == np.float32 and np.array_equal(as32, np.asarray(want, dtype=np.float32))
+    for x, y in ((a, b), (Csr.of(a), Csr.of(b))):
+        got = dense_product(x, y)
+        assert got.dtype == want.dtype and got.shape == want.shape and want.any()
+        assert np.array_equal(got, want)  # exact: the same products, the same summation order
+        as32 = dense_product(x, y, np.float32)
+        assert as32.dtype == np.float32 and np.array_equal(as32, np.asarray(want, dtype=np.float32))
     empty = sp.csr_matrix((0, 300), dtype=dtype)
     assert dense_product(empty, b).shape == (0, 200)
+    assert not dense_product(sp.csr_matrix((2, 300), dtype=dtype), b).any()
+
+
+def test_numpy_product_sums_in_the_kernel_order():
+    """Values whose float32 sum depends on the order: the numpy path must add as the kernel does."""
+    import scipy.sparse as sp
+
+    from nhs_lookup.csr import Csr, _numpy_product
+
+    rng = np.random.default_rng(5)
+    a = sp.csr_matrix(rng.choice([0.0, 1e-8, 1.0, 3e7], size=(4, 50)).astype(np.float32))
+    b = sp.csr_matrix(rng.choice([0.0, 1e-8, 0.1, 1e8], size=(50, 30)).astype(np.float32))
+    want = (a @ b).toarray()
+    got = _numpy_product(Csr.of(a), Csr.of(b), np.dtype(np.float32))
+    assert np.array_equal(got, want)
+    assert not np.array_equal(want, (a.toarray().astype(np.float64) @ b.toarray()).astype(np.float32))
+
+
+def test_single_lookup_with_a_warm_cache_does_not_import_scipy(engine_cache_dir, sample_engine):
+    """The cached index holds plain arrays: a fresh process answers one name without scipy."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from nhs_lookup.config import LookupConfig; from nhs_lookup.engine import LookupEngine;"
+        "from nhs_lookup.records import ExamQuery;"
+        f"e = LookupEngine.load(LookupConfig(cache_dir={str(engine_cache_dir)!r}));"
+        "r = e.lookup(ExamQuery('CT Abdo/Pelvis C+', None)); print(r.best.entry.name);"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'sklearn')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    name, modules = done.stdout.splitlines()
+    assert name == sample_engine.lookup(ExamQuery("CT Abdo/Pelvis C+", None)).best.entry.name
+    assert modules == "[]"
 
 
 @pytest.mark.parametrize("sizes", [(0, 1, 3, 9, 0, 20), (1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0)])

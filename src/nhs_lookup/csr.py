@@ -1,0 +1,121 @@
+"""Compressed sparse rows without scipy: the index's matrices and the query vectors of one lookup.
+
+A fresh ``nhs-lookup lookup`` process spent about a third of its CPU time importing scipy.sparse. The
+catalogue index therefore keeps its matrices as :class:`Csr` records (plain numpy arrays, pickled
+without scipy), a query's TF-IDF rows are built as :class:`Csr`, and :func:`dense_product` multiplies a
+few query rows in numpy with the arithmetic of scipy's ``csr_matmat`` kernel (the same products, summed
+in the same order). Larger batches still run scipy's kernel, imported when first needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SMALL_BATCH = 8  # at most this many query rows: numpy product (no scipy import); more: scipy's kernel
+
+
+@dataclass
+class Csr:
+    """A canonical CSR matrix as its three arrays (the attributes scipy's ``csr_matrix`` has)."""
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    shape: tuple[int, int]
+
+    format = "csr"
+
+    @classmethod
+    def of(cls, m: object) -> Csr:
+        """The arrays of a scipy CSR matrix (or of another :class:`Csr`), shared, not copied."""
+        return cls(m.data, m.indices, m.indptr, tuple(m.shape))  # type: ignore[attr-defined]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    def to_scipy(self) -> object:
+        """The same matrix as a ``scipy.sparse.csr_matrix`` (imports scipy)."""
+        import scipy.sparse as sp
+
+        return sp.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
+
+
+def _numpy_product(a: object, b: object, dtype: np.dtype) -> np.ndarray:
+    """Dense ``a @ b`` as scipy's ``csr_matmat`` computes it: each output value starts at 0 and adds
+    ``a[i, j] * b[j, k]`` (both in *dtype*) for the stored ``j`` of row ``i`` in storage order, then
+    the stored ``k`` of row ``j`` in storage order (``np.add.at`` adds in index order, unbuffered)."""
+    m, n = a.shape[0], b.shape[1]
+    out = np.zeros((m, n), dtype=dtype)
+    a_ptr = np.asarray(a.indptr, dtype=np.int64)
+    a_idx = np.asarray(a.indices, dtype=np.int64)
+    a_val = np.asarray(a.data, dtype=dtype)
+    b_ptr = np.asarray(b.indptr, dtype=np.int64)
+    b_idx = np.asarray(b.indices, dtype=np.int64)
+    b_val = np.asarray(b.data, dtype=dtype)
+    nnz = int(a_ptr[-1]) if len(a_ptr) else 0
+    if nnz == 0:
+        return out
+    rows = np.repeat(np.arange(m, dtype=np.int64), np.diff(a_ptr))
+    starts = b_ptr[a_idx[:nnz]]
+    lens = b_ptr[a_idx[:nnz] + 1] - starts
+    total = int(lens.sum())
+    if total == 0:
+        return out
+    # Every (a entry, b entry) pair in kernel order: a entries in storage order, each followed by the
+    # entries of its b row.
+    offsets = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total, dtype=np.int64)
+    products = np.repeat(a_val[:nnz], lens) * b_val[offsets]
+    cells = np.repeat(rows, lens) * n + b_idx[offsets]
+    np.add.at(out.reshape(-1), cells, products)
+    return out
+
+
+def dense_product(a: object, b: object, out_dtype: type | None = None) -> np.ndarray:
+    """``np.asarray((a @ b).toarray(), dtype=out_dtype)`` bit for bit for CSR *a* and *b* (scipy
+    matrices or :class:`Csr`). Up to :data:`SMALL_BATCH` rows of *a*: :func:`_numpy_product`. More:
+    scipy's own sparse kernel without its symbolic first pass (a third of the product's time; the
+    output is bounded by its dense size, and query x catalogue products are nearly dense anyway).
+    *out_dtype*: the values are cast before the dense array is filled (the same rounding)."""
+    m, n = a.shape[0], b.shape[1]
+    dtype = np.result_type(a.dtype, b.dtype)
+    if m <= SMALL_BATCH:
+        out = _numpy_product(a, b, dtype)
+        return out if out_dtype is None else out.astype(out_dtype)
+    try:
+        from scipy.sparse._sparsetools import csr_matmat, csr_todense
+    except ImportError:  # a scipy without the private kernels
+        return _scipy_product(a, b, out_dtype)
+    if a.format != "csr" or b.format != "csr" or m * n >= 2**31 - 1:
+        return _scipy_product(a, b, out_dtype)
+    i32 = np.int32
+    indptr = np.empty(m + 1, dtype=i32)
+    indices = np.empty(m * n, dtype=i32)
+    data = np.empty(m * n, dtype=dtype)
+    csr_matmat(
+        m,
+        n,
+        np.asarray(a.indptr, dtype=i32),
+        np.asarray(a.indices, dtype=i32),
+        np.asarray(a.data, dtype=dtype),
+        np.asarray(b.indptr, dtype=i32),
+        np.asarray(b.indices, dtype=i32),
+        np.asarray(b.data, dtype=dtype),
+        indptr,
+        indices,
+        data,
+    )
+    nnz = int(indptr[-1])
+    values = data[:nnz] if out_dtype is None else data[:nnz].astype(out_dtype)
+    out = np.zeros((m, n), dtype=values.dtype)
+    csr_todense(m, n, indptr, indices[:nnz], values, out)
+    return out
+
+
+def _scipy_product(a: object, b: object, out_dtype: type | None) -> np.ndarray:
+    """The public scipy path (the reference the fast paths reproduce)."""
+    sa = a.to_scipy() if isinstance(a, Csr) else a
+    sb = b.to_scipy() if isinstance(b, Csr) else b
+    return np.asarray((sa @ sb).toarray(), dtype=out_dtype)
