@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,20 +114,24 @@ class TfidfModel:
     def transform(self, docs: list[str]) -> Csr:
         """(len(docs), V) l2-normalised sublinear TF-IDF rows, as ``TfidfVectorizer.transform``
         (returned as :class:`Csr`: the same arrays, built without importing scipy)."""
-        indices: list[int] = []
-        counts: list[int] = []
-        indptr = [0]
+        ids: list[int] = []
+        lens: list[int] = []
         for doc in docs:
-            # The vocabulary maps distinct n-grams to distinct columns: counting column ids is counting
-            # n-grams. Columns sorted within the row, as scipy's sort_indices leaves sklearn's output.
-            for j, c in sorted(Counter(self._ids(doc)).items()):
-                indices.append(j)
-                counts.append(c)
-            indptr.append(len(indices))
+            row = self._ids(doc)
+            ids.extend(row)
+            lens.append(len(row))
+        # The vocabulary maps distinct n-grams to distinct columns: counting (row, column) keys is
+        # counting n-grams; np.unique sorts the keys, so columns come sorted within each row, as
+        # scipy's sort_indices leaves sklearn's output.
+        v = max(len(self.vocabulary), 1)
+        rows = np.repeat(np.arange(len(docs), dtype=np.int64), lens)
+        keys, counts = np.unique(rows * v + np.asarray(ids, dtype=np.int64), return_counts=True)
+        indptr = np.zeros(len(docs) + 1, dtype=np.int32)
+        np.cumsum(np.bincount(keys // v, minlength=len(docs)), out=indptr[1:])
         x = Csr(
-            np.asarray(counts, dtype=np.intc).astype(self.dtype),
-            np.asarray(indices, dtype=np.int32),
-            np.asarray(indptr, dtype=np.int32),
+            counts.astype(np.intc).astype(self.dtype),
+            (keys % v).astype(np.int32),
+            indptr,
             (len(docs), len(self.vocabulary)),
         )
         np.log(x.data, x.data)
