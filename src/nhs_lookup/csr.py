@@ -4,16 +4,22 @@ A fresh ``nhs-lookup lookup`` process spent about a third of its CPU time import
 catalogue index therefore keeps its matrices as :class:`Csr` records (plain numpy arrays, pickled
 without scipy), a query's TF-IDF rows are built as :class:`Csr`, and :func:`dense_product` multiplies a
 few query rows in numpy with the arithmetic of scipy's ``csr_matmat`` kernel (the same products, summed
-in the same order). Larger batches still run scipy's kernel, imported when first needed.
+in the same order) until scipy is loaded anyway or the process has made many lookups. Larger batches
+run scipy's kernel, imported when first needed.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 SMALL_BATCH = 8  # at most this many query rows: numpy product (no scipy import); more: scipy's kernel
+# The numpy product of one query costs ~1 ms against ~0.1 ms in scipy's kernel, whose import costs
+# ~0.3-0.4 s: a process that has made this many numpy products imports scipy and uses the kernel.
+NUMPY_PRODUCTS_BEFORE_IMPORT = 300
+_numpy_products = [0]  # numpy products made by this process
 
 
 @dataclass
@@ -75,13 +81,14 @@ def _numpy_product(a: object, b: object, dtype: np.dtype) -> np.ndarray:
 
 def dense_product(a: object, b: object, out_dtype: type | None = None) -> np.ndarray:
     """``np.asarray((a @ b).toarray(), dtype=out_dtype)`` bit for bit for CSR *a* and *b* (scipy
-    matrices or :class:`Csr`). Up to :data:`SMALL_BATCH` rows of *a*: :func:`_numpy_product`. More:
+    matrices or :class:`Csr`). Up to :data:`SMALL_BATCH` rows of *a* in a process without scipy:
+    :func:`_numpy_product` (see :func:`_numpy_first`). Otherwise:
     scipy's own sparse kernel without its symbolic first pass (a third of the product's time; the
     output is bounded by its dense size, and query x catalogue products are nearly dense anyway).
     *out_dtype*: the values are cast before the dense array is filled (the same rounding)."""
     m, n = a.shape[0], b.shape[1]
     dtype = np.result_type(a.dtype, b.dtype)
-    if m <= SMALL_BATCH:
+    if m <= SMALL_BATCH and _numpy_first():
         out = _numpy_product(a, b, dtype)
         return out if out_dtype is None else out.astype(out_dtype)
     try:
@@ -112,6 +119,15 @@ def dense_product(a: object, b: object, out_dtype: type | None = None) -> np.nda
     out = np.zeros((m, n), dtype=values.dtype)
     csr_todense(m, n, indptr, indices[:nnz], values, out)
     return out
+
+
+def _numpy_first() -> bool:
+    """Whether a small product should skip scipy: not while scipy.sparse is loaded anyway, nor once
+    this process has made enough numpy products to repay the import (the values are the same)."""
+    if "scipy.sparse" in sys.modules or _numpy_products[0] >= NUMPY_PRODUCTS_BEFORE_IMPORT:
+        return False
+    _numpy_products[0] += 1
+    return True
 
 
 def _scipy_product(a: object, b: object, out_dtype: type | None) -> np.ndarray:

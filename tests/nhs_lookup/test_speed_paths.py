@@ -171,7 +171,7 @@ def test_batch_scoring_falls_back_per_query_on_mixed_dtypes(sample_engine):
 def test_dense_product_equals_scipy_product_bit_for_bit(dtype, rows):
     import scipy.sparse as sp
 
-    from nhs_lookup.csr import Csr
+    from nhs_lookup.csr import Csr, _numpy_product
     from nhs_lookup.tfidf import dense_product
 
     a = sp.random(rows, 300, density=0.2, random_state=1, format="lil", dtype=dtype)
@@ -179,6 +179,7 @@ def test_dense_product_equals_scipy_product_bit_for_bit(dtype, rows):
     a = a.tocsr()
     b = sp.random(300, 200, density=0.1, random_state=2, format="csr", dtype=dtype)
     want = (a @ b).toarray()
+    assert np.array_equal(_numpy_product(Csr.of(a), Csr.of(b), np.dtype(dtype)), want)
     for x, y in ((a, b), (Csr.of(a), Csr.of(b))):
         got = dense_product(x, y)
         assert got.dtype == want.dtype and got.shape == want.shape and want.any()
