@@ -256,3 +256,16 @@ def test_prepared_features_do_not_depend_on_the_batch_size(sample_engine):
                     assert x.dtype == y.dtype and np.array_equal(x, y), (size, f.name)
                 else:
                     assert x == y, (size, f.name)
+
+
+def test_precomputed_modality_penalty_equals_the_per_batch_expression(sample_engine):
+    from nhs_lookup.retrieval import _default_similarity
+
+    index = sample_engine.index
+    penalty = index._incompatible_penalty()
+    sim = _default_similarity()
+    assert penalty.dtype == np.float32 and penalty.any()
+    for code in range(sim.shape[0]):
+        want = np.float32(0.6) * (sim[[code]][:, index.modality] < 0.65)
+        assert np.array_equal(penalty[code], want[0])
+    assert "_penalty" not in index.__getstate__()  # the memo stays out of the disk cache
