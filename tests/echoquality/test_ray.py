@@ -60,6 +60,30 @@ def _rows(out: Path) -> dict[str, tuple[float | None, str]]:
 
 
 @pytest.mark.slow
+def test_ray_decode_task_decodes_like_a_local_worker(synth_root, synth_records):
+    """The Ray task body gives the local worker's outcome, and like a local worker it leaves OpenCV one
+    thread (several decode tasks share a node's cores; OpenCV's own pool would oversubscribe them)."""
+    cv2 = pytest.importorskip("cv2")
+    import numpy as np
+
+    from echoquality.config import PreprocessConfig
+    from echoquality.inference.ray_engine import decode_task
+    from echoquality.inference.workers import _Job, preprocess_job
+
+    rec = next(r for r in synth_records if not r.expected_skip_reason)
+    job = _Job(0, str(synth_root / rec.relative_path), rec.folder)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(4)
+    try:
+        out, tensor = decode_task(job, PreprocessConfig(), None)
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(before)
+    local = preprocess_job(job, PreprocessConfig(), None)
+    assert out.reason is None and out.tensor is None and tensor is not None
+    np.testing.assert_array_equal(tensor, local.tensor)
+
+
 def test_ray_cluster_run_survives_a_killed_worker_node(ray_cluster, tmp_path, synth_root, synth_records):
     pytest.importorskip("ray")
     root = tmp_path / "raw"

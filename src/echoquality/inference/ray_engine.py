@@ -28,7 +28,7 @@ from radqc_common import raytools
 
 from .errors import InferenceError
 from .runner import FLUSH_EVERY_S, InferenceRun, _apply_info, _file_result, decode_cap
-from .workers import WORKER_DIED, _Job, _Outcome, preprocess_job
+from .workers import WORKER_DIED, _init_worker, _Job, _Outcome, preprocess_job
 
 TASK_RETRIES = 3
 ACTOR_RESTARTS = 4
@@ -51,6 +51,7 @@ def connect(address: str | None, num_cpus: int) -> Any:
 def decode_task(job: _Job, cfg: PreprocessConfig, cap: int | None) -> tuple[_Outcome, Any]:
     """Ray task body: one file's outcome without its tensor, and the tensor (None for a skip)."""
     raytools.test_task_hook()
+    _init_worker(cfg, cap)  # as in the local pool: one OpenCV thread per decode worker, not one per core
     out = preprocess_job(job, cfg, cap)
     tensor, out.tensor, out.clip = out.tensor, None, None
     return out, tensor
