@@ -70,13 +70,18 @@ def _init_worker(cfg: PreprocessConfig, max_decode_bytes: int | None = None) -> 
         pass
 
 
+def test_hang_hook(path: str) -> None:
+    """Hang (sleep an hour) when the test hook names *path*; callers run it in worker processes only."""
+    if Path(path).name in os.environ.get(HANG_HOOK_ENV, "").split(","):
+        time.sleep(3600)
+
+
 def _test_kill_hook(path: str) -> None:
     """SIGKILL this worker process, or hang it, when a test hook names *path* (never in the main process)."""
     if multiprocessing.parent_process() is None:
         return
+    test_hang_hook(path)
     name = Path(path).name
-    if name in os.environ.get(HANG_HOOK_ENV, "").split(","):
-        time.sleep(3600)
     spec = os.environ.get(KILL_HOOK_ENV)
     if not spec:
         return
