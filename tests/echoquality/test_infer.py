@@ -628,6 +628,26 @@ def test_sigkilled_worker_costs_at_most_its_file(
     assert scored == ["clip0", "clip2", "clip3", "clip4", "clip5"]  # ... and was scored on its retry
 
 
+def test_closing_mid_run_does_not_wait_for_a_hanging_decode(
+    tmp_path: Path, synth_root: Path, synth_records, monkeypatch
+) -> None:
+    """An interrupted run (Ctrl-C) closes its prefetcher with a decode still running; if that decoder
+    never returns, closing must stop the worker rather than wait for it."""
+    import threading
+
+    from echoquality.config import PreprocessConfig
+    from echoquality.inference.workers import HANG_HOOK_ENV, Prefetcher, _Job
+
+    clip = tmp_path / "clip0"
+    shutil.copy2(synth_root / _scorable(synth_records)[0].relative_path, clip)
+    monkeypatch.setenv(HANG_HOOK_ENV, "clip0")
+    pf = Prefetcher([_Job(0, str(clip), "f")], PreprocessConfig(), workers=1, max_in_flight=2).start()
+    closer = threading.Thread(target=pf.close, daemon=True)
+    closer.start()
+    closer.join(120)  # a liveness bound, not a speed check: without the fix close() waits an hour
+    assert not closer.is_alive()
+
+
 def test_entries_that_are_not_files_are_listed_with_a_reason(
     tmp_path: Path, synth_root: Path, synth_records, tiny_weights: Path
 ) -> None:

@@ -214,9 +214,20 @@ class Prefetcher:
         return self
 
     def close(self) -> None:
+        """Stop the workers. Left mid-run (an interruption), the decodes still running are stopped too
+        rather than waited for: one of them may be a decoder that never returns."""
         if self._pool is not None:
+            if any(not fut.done() for fut in self._pending):
+                self._kill_workers()
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+    def _kill_workers(self) -> None:
+        """SIGKILL the pool's worker processes (CPython's pool cannot cancel a running call); the pool
+        then fails every pending future with ``BrokenProcessPool``."""
+        assert self._pool is not None
+        for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
+            proc.kill()
 
     def __enter__(self) -> Prefetcher:
         return self.start()
@@ -265,8 +276,7 @@ class Prefetcher:
         """No job finished within the timeout: stop every worker (CPython's pool has no per-task cancel
         of a running call), report the job that hung while running alone, queue the others as suspects."""
         assert self._pool is not None and self.timeout_s is not None
-        for proc in list(getattr(self._pool, "_processes", {}).values()):
-            proc.kill()
+        self._kill_workers()
         died: list[_Job] = []
         outcomes = self._collect(cf.wait(list(self._pending)).done, died)  # the broken pool fails them
         for job in died:
