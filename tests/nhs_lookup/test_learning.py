@@ -301,10 +301,13 @@ def _cand(row: int, name: str, score: float, **comps) -> Candidate:
     return Candidate(CatalogueEntry(row, name, components=Components(**comps)), score)
 
 
-def _prepared(source: str | None, technique: tuple[str, ...] = ()):
+def _prepared(source: str | None, technique: tuple[str, ...] = (), text: str = ""):
+    """The two fields of a prepared query that :func:`unresolved` reads."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(q_modality_source=source, components=Components(technique=technique))
+    return SimpleNamespace(
+        q_modality_source=source, components=Components(technique=technique, clean_text=text)
+    )
 
 
 def test_unresolved_guidance_modality_of_an_ir_booking():
@@ -332,6 +335,25 @@ def test_unresolved_when_the_row_defines_a_technique_the_name_does_not_state():
     assert unresolved(_prepared("text"), [mra, mri])  # "MRI Spine C+": angiography not stated
     assert not unresolved(_prepared("text", ("angiography",)), [mra, mri])  # "MRA Spine C+"
     assert not unresolved(_prepared("text"), [mri, mra])
+
+
+def test_unresolved_when_the_row_states_a_clinical_context_the_name_does_not():
+    """A transplanted-organ (or obstetric, paediatric...) row is a different study from the plain one:
+    "MRA Liver" mapped to the transplanted-liver MRA is a guess; "MRA Liver transplant" is not."""
+    tx = Candidate(
+        CatalogueEntry(
+            0,
+            "MRA Hepatic transplant",
+            fsn="Magnetic resonance angiography of transplanted liver (procedure)",
+            components=Components(modality="MRI", anatomy=("liver",), technique=("angiography",)),
+        ),
+        0.84,
+    )
+    plain = _cand(1, "MRA Visceral", 0.5, modality="MRI", technique=("angiography",))
+    angio = ("angiography",)
+    assert unresolved(_prepared("text", angio, "mri liver angiography"), [tx, plain])
+    assert not unresolved(_prepared("text", angio, "mri liver angiography transplant"), [tx, plain])
+    assert not unresolved(_prepared("text", angio, "mri angiography"), [plain, tx])
 
 
 def test_unresolved_review_bit_lowers_confidence_in_the_fitted_model():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 from nhs_lookup.records import Candidate, ExamQuery
 from nhs_lookup.scoring import PreparedQuery
 from nhs_lookup.scoring import calibrate as raw_confidence
+from nhs_lookup.vocab import default_vocabulary
 
 FEATURES: tuple[str, ...] = (
     "raw_logit",  # the built-in confidence as a log-odds
@@ -59,6 +61,8 @@ SPLIT_WINDOW = 0.15
 # Technique tags that do not define a study (a row "guided", "view", "screening" states no more than
 # the name's action or modality already does).
 NON_DEFINING_TECHNIQUES = frozenset({"guided", "view", "screening"})
+# Context groups that restate the procedure (the action slot covers them), not the patient's state.
+PROCEDURE_CONTEXTS = frozenset({"intervention"})
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -116,15 +120,32 @@ def _modality_split(p: PreparedQuery, cands: Sequence[Candidate], window: float)
     return False
 
 
+@lru_cache(maxsize=8192)
+def _row_contexts(name: str, fsn: str | None) -> frozenset[str]:
+    """Clinical-context groups (``noise.yaml`` ``context_groups``: transplant, pregnancy, paediatric,
+    screening, ...) a catalogue row states in its name or FSN; procedure groups excluded."""
+    words = set(_WORD.findall(f"{name} {fsn or ''}".lower()))
+    groups = default_vocabulary().context_groups
+    return frozenset(g for g, ws in groups.items() if g not in PROCEDURE_CONTEXTS and ws & words)
+
+
 def unresolved(p: PreparedQuery, cands: Sequence[Candidate], window: float = SPLIT_WINDOW) -> bool:
     """The name does not settle what the top row asserts: the row defines a technique (angiography,
-    cardiac gating, Doppler, ...) the name does not state, or a close competitor differs from it only in
-    a modality the name leaves to the RIS code. Such answers go to review whatever their score."""
+    cardiac gating, Doppler, ...) or a clinical context (a transplanted organ, pregnancy, ...) the name
+    does not state, or a close competitor differs from it only in a modality the name leaves to the RIS
+    code. Such answers go to review whatever their score."""
     if not cands:
         return False
-    row_tech = set(cands[0].entry.components.technique) - NON_DEFINING_TECHNIQUES
+    top = cands[0].entry
+    row_tech = set(top.components.technique) - NON_DEFINING_TECHNIQUES
     if row_tech and not p.components.technique:
         return True
+    row_ctx = _row_contexts(top.name, top.fsn)
+    if row_ctx:
+        words = set(p.components.clean_text.split())
+        groups = default_vocabulary().context_groups
+        if any(not groups[g] & words for g in row_ctx):
+            return True
     return _modality_split(p, cands, window)
 
 
