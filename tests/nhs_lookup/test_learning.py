@@ -337,6 +337,15 @@ def test_unresolved_when_the_row_defines_a_technique_the_name_does_not_state():
     assert not unresolved(_prepared("text"), [mri, mra])
 
 
+def test_unresolved_when_the_name_states_a_defining_technique_the_row_lacks():
+    """ "CT Head and Venogram" answered with the plain "CT Head" row: the venogram is not carried."""
+    plain = _cand(0, "CT Head", 0.66, modality="CT", anatomy=("head",))
+    veno = _cand(1, "CT Venogram head", 0.50, modality="CT", anatomy=("head",), technique=("venography",))
+    assert unresolved(_prepared("text", ("venography",)), [plain, veno])
+    assert not unresolved(_prepared("text", ("venography",)), [veno, plain])
+    assert not unresolved(_prepared("text", ("view",)), [plain, veno])  # a view is not a study
+
+
 def test_unresolved_when_the_row_states_a_clinical_context_the_name_does_not():
     """A transplanted-organ (or obstetric, paediatric...) row is a different study from the plain one:
     "MRA Liver" mapped to the transplanted-liver MRA is a guess; "MRA Liver transplant" is not."""

@@ -61,6 +61,11 @@ SPLIT_WINDOW = 0.15
 # Technique tags that do not define a study (a row "guided", "view", "screening" states no more than
 # the name's action or modality already does).
 NON_DEFINING_TECHNIQUES = frozenset({"guided", "view", "screening"})
+# Techniques that define a study (a plain CT of the head is not a CT angiogram of it): a stated one the
+# top row lacks leaves the answer unresolved.
+DEFINING_TECHNIQUES = frozenset(
+    {"angiography", "venography", "doppler", "arthrography", "myelography", "colonography", "cholangiography"}
+)
 # Context groups that restate the procedure (the action slot covers them), not the patient's state.
 PROCEDURE_CONTEXTS = frozenset({"intervention"})
 _WORD = re.compile(r"[a-z0-9]+")
@@ -130,15 +135,18 @@ def _row_contexts(name: str, fsn: str | None) -> frozenset[str]:
 
 
 def unresolved(p: PreparedQuery, cands: Sequence[Candidate], window: float = SPLIT_WINDOW) -> bool:
-    """The name does not settle what the top row asserts: the row defines a technique (angiography,
+    """The name and the top row do not settle the same study: the row defines a technique (angiography,
     cardiac gating, Doppler, ...) or a clinical context (a transplanted organ, pregnancy, ...) the name
-    does not state, or a close competitor differs from it only in a modality the name leaves to the RIS
-    code. Such answers go to review whatever their score."""
+    does not state; the name states a defining technique (angiography, venography, ...) the row lacks; or
+    a close competitor differs from the row only in a modality the name leaves to the RIS code. Such
+    answers go to review whatever their score."""
     if not cands:
         return False
     top = cands[0].entry
     row_tech = set(top.components.technique) - NON_DEFINING_TECHNIQUES
     if row_tech and not p.components.technique:
+        return True
+    if (set(p.components.technique) & DEFINING_TECHNIQUES) - row_tech:
         return True
     row_ctx = _row_contexts(top.name, top.fsn)
     if row_ctx:
