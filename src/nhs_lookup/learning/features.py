@@ -128,10 +128,14 @@ def _modality_split(p: PreparedQuery, cands: Sequence[Candidate], window: float)
 @lru_cache(maxsize=8192)
 def _row_contexts(name: str, fsn: str | None) -> frozenset[str]:
     """Clinical-context groups (``noise.yaml`` ``context_groups``: transplant, pregnancy, paediatric,
-    screening, ...) a catalogue row states in its name or FSN; procedure groups excluded."""
-    words = set(_WORD.findall(f"{name} {fsn or ''}".lower()))
-    groups = default_vocabulary().context_groups
-    return frozenset(g for g, ws in groups.items() if g not in PROCEDURE_CONTEXTS and ws & words)
+    screening, ...) a catalogue row states in its name or FSN, parsed as the engine parses rows (so both
+    sides are normalised alike); procedure groups excluded. Cached: a row is parsed once per process."""
+    from nhs_lookup.components import parse_name
+
+    found = parse_name(name, catalogue_row=True).context
+    if fsn:
+        found = found | parse_name(fsn, catalogue_row=True).context
+    return frozenset(found - PROCEDURE_CONTEXTS)
 
 
 def unresolved(p: PreparedQuery, cands: Sequence[Candidate], window: float = SPLIT_WINDOW) -> bool:
