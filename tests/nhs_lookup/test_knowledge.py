@@ -128,6 +128,17 @@ def test_vascular_is_not_an_angiogram_outside_mr_and_ct():
     assert "angiography" not in parse_name("Vascular access review", "Other").components.technique
 
 
+def test_clinical_context_groups_of_names_and_rows():
+    """Twins are a multiple pregnancy and a transplanted liver a transplant, in names and rows alike; a plain
+    pregnancy name is not a multiple pregnancy (the unresolved review bit relies on this)."""
+    assert {"pregnancy", "multiple pregnancy"} <= parse_name("US Twins growth", "US").context
+    assert "multiple pregnancy" not in parse_name("US Pregnancy Doppler", "US").context
+    row = parse_name("US Multiple pregnancy doppler", catalogue_row=True)
+    assert "multiple pregnancy" in row.context
+    assert "transplant" in parse_name("MRA Hepatic transplant", catalogue_row=True).context
+    assert "pregnancy" in parse_name("US Fetal echocardiogram", "US").context
+
+
 @pytest.mark.parametrize(
     ("name", "word"),
     [
