@@ -354,7 +354,12 @@ def test_unresolved_when_the_row_states_a_clinical_context_the_name_does_not():
             0,
             "MRA Hepatic transplant",
             fsn="Magnetic resonance angiography of transplanted liver (procedure)",
-            components=Components(modality="MRI", anatomy=("liver",), technique=("angiography",)),
+            components=Components(
+                modality="MRI",
+                anatomy=("liver",),
+                technique=("angiography",),
+                clean_text="mri angiography liver transplant",  # the row as the catalogue parses it
+            ),
         ),
         0.84,
     )

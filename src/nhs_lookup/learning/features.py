@@ -126,16 +126,13 @@ def _modality_split(p: PreparedQuery, cands: Sequence[Candidate], window: float)
 
 
 @lru_cache(maxsize=8192)
-def _row_contexts(name: str, fsn: str | None) -> frozenset[str]:
+def _row_contexts(clean_text: str) -> frozenset[str]:
     """Clinical-context groups (``noise.yaml`` ``context_groups``: transplant, pregnancy, paediatric,
-    screening, ...) a catalogue row states in its name or FSN, parsed as the engine parses rows (so both
-    sides are normalised alike); procedure groups excluded. Cached: a row is parsed once per process."""
-    from nhs_lookup.components import parse_name
-
-    found = parse_name(name, catalogue_row=True).context
-    if fsn:
-        found = found | parse_name(fsn, catalogue_row=True).context
-    return frozenset(found - PROCEDURE_CONTEXTS)
+    screening, ...) a catalogue row states, from its parsed (normalised) name as the engine keeps it, so
+    both sides are normalised alike; procedure groups excluded."""
+    words = set(clean_text.split())
+    groups = default_vocabulary().context_groups
+    return frozenset(g for g, ws in groups.items() if g not in PROCEDURE_CONTEXTS and ws & words)
 
 
 def unresolved(p: PreparedQuery, cands: Sequence[Candidate], window: float = SPLIT_WINDOW) -> bool:
@@ -152,7 +149,7 @@ def unresolved(p: PreparedQuery, cands: Sequence[Candidate], window: float = SPL
         return True
     if (set(p.components.technique) & DEFINING_TECHNIQUES) - row_tech:
         return True
-    row_ctx = _row_contexts(top.name, top.fsn)
+    row_ctx = _row_contexts(top.components.clean_text)
     if row_ctx:
         words = set(p.components.clean_text.split())
         groups = default_vocabulary().context_groups
