@@ -367,19 +367,16 @@ def _importances(study: Any) -> tuple[dict[str, float], str]:
 
 
 def create_shared_study(opts: OptimizeOptions, base: ScoringConfig) -> Any:
-    """``--create-study``: create the study and queue its starting trials (the starting config as
-    trial 0, or the grid points), once. ``--join`` processes never queue them, so any number of
-    workers joining the empty study at the same moment cannot each evaluate the starting config.
-    Raises optuna's ``DuplicatedStudyError`` when the study exists."""
+    """``--create-study``: the study with its starting trials queued once (``--join`` never queues them, so
+    workers joining together cannot each run the starting config). Raises ``DuplicatedStudyError``."""
     study = open_study(opts, create_only=True)
     _enqueue_trials(study, dataclasses.replace(opts, join=False), base)
     return study
 
 
 def _enqueue_trials(study: Any, opts: OptimizeOptions, base: ScoringConfig) -> tuple[int, list[str]]:
-    """Queue the grid points not yet run (grid search), or the starting config as trial 0. A ``join``
-    process queues nothing: the creator did (:func:`create_shared_study`); it runs its own
-    ``max_experiments`` trials, taking queued ones first."""
+    """Queue the grid points not yet run (grid search), or the starting config as trial 0; with ``join``
+    nothing (:func:`create_shared_study` did)."""
     notes: list[str] = []
     if opts.join:
         return opts.max_experiments, notes
