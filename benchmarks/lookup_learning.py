@@ -2,8 +2,9 @@
 
 Prints, over sanity + dev + train gold (491 cases): pooled 5-fold CV grouped by normalised name and
 leave-one-hospital-out CV, for the plain engine and for `fit` models (each fold fitted on the other
-folds only) with each correctness model (default: logistic on the raw confidence and the review flag;
-`features`: on every answer feature; `isotonic`: the raw confidence only); the simulated site rollout
+folds only) with each correctness model (default `unresolved`: logistic on the raw confidence, the review
+flag and the unresolved bit; `flagged`: without the unresolved bit; `features`: on every answer feature;
+`isotonic`: the raw confidence only); the simulated site rollout
 per hospital (fit on the others, add the reviewed labels of 20% of its names, judge its other 80%);
 the time `fit` takes on all 491 cases; and lookup speed with the fitted model on distinct names.
 

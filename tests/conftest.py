@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,17 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+@pytest.fixture
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where browser tests save their screenshots: docs/screenshots with RADQC_UPDATE_SCREENSHOTS=1 (to
+    refresh the pictures the docs show), else a temporary folder, so a test run leaves the tree clean."""
+    if os.environ.get("RADQC_UPDATE_SCREENSHOTS") == "1":
+        target = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+        target.mkdir(parents=True, exist_ok=True)
+        return target
+    return tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture(scope="module")

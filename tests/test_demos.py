@@ -26,6 +26,9 @@ def test_lookup_demo_runs_every_step_on_the_bundled_sample(tmp_path):
     assert evaluation  # the evaluate step wrote its report
     assert (out / "batch_results.csv").read_text().count("\n") > 10
     assert (out / "optimized_config.yaml").is_file()
+    model = json.loads((out / "lookup_model.json").read_text())  # the fit step, with its CV report
+    assert model["training"]["cases"] == 33 and model["cv_metrics"]
+    assert "cross-validation (5) of this fit" in proc.stdout
     validation = json.loads((out / "validation.json").read_text())
     assert validation
     assert "SAMPLE catalogue" in proc.stdout

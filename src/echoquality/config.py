@@ -60,6 +60,9 @@ class InferenceConfig:
     # most memory decoding one file may take (MiB); larger files are skipped as invalid_dimensions.
     # 0: derived from the model's input (num_frames * frame_stride frames of 1024x1024 RGB, x4)
     max_decode_mb: float = 0.0
+    # a file whose decode + preprocess runs longer than this (seconds) is stopped with its worker and
+    # skipped as decode_error, so a hanging decoder cannot stall the run (needs num_workers >= 1); 0: none
+    decode_timeout_s: float = 300.0
 
 
 @dataclass

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 import typer
+
+#: Width of Rich output written to a file or a pipe (Rich's default there is 80 columns, which cuts the
+#: result tables' columns to a character or two); a terminal keeps its own width, $COLUMNS wins.
+PIPE_COLUMNS = "160"
 
 
 def flag_style(command: click.Command) -> click.Command:
@@ -27,4 +34,6 @@ def flag_style(command: click.Command) -> click.Command:
 
 def run(app: typer.Typer) -> None:
     """Run *app* as a console script."""
+    if not sys.stdout.isatty():
+        os.environ.setdefault("COLUMNS", PIPE_COLUMNS)
     flag_style(typer.main.get_command(app))()

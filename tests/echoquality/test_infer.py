@@ -571,14 +571,36 @@ def test_gradcam_with_the_real_module(
 # --------------------------------------------------------------------------- hardening (issue 9)
 
 
-def _run(data: Path, out: Path, weights: Path, workers: int):
+def _run(data: Path, out: Path, weights: Path, workers: int, decode_timeout_s: float = 300.0):
     from echoquality.inference import run_inference
 
     cfg = EchoConfig()
     cfg.inference.data_dir, cfg.inference.output_dir = str(data), str(out)
     cfg.inference.num_workers, cfg.inference.batch_size, cfg.inference.device = workers, 2, "cpu"
-    cfg.inference.write_plots = False
+    cfg.inference.write_plots, cfg.inference.decode_timeout_s = False, decode_timeout_s
     return run_inference(cfg, weights=weights, progress=False)
+
+
+def test_hanging_decoder_costs_only_its_file(
+    tmp_path: Path, synth_root: Path, synth_records, tiny_weights: Path, monkeypatch
+) -> None:
+    """A decode that never returns (a real worker asleep in the decode step): after decode_timeout_s with
+    no progress the workers are stopped, the other files in flight are retried, the hanging one is a
+    decode_error saying so, and every file is in results.csv once."""
+    from echoquality.inference.workers import HANG_HOOK_ENV, timed_out_detail
+
+    data = tmp_path / "raw" / "epiq7c-HANG01"
+    data.mkdir(parents=True)
+    for i, rec in enumerate(_scorable(synth_records)[:5]):
+        shutil.copy2(synth_root / rec.relative_path, data / f"clip{i}")
+    monkeypatch.setenv(HANG_HOOK_ENV, "clip2")
+    summary = _run(data.parent, tmp_path / "out", tiny_weights, workers=2, decode_timeout_s=4)
+    rows = {r["key"]: r for r in _csv(tmp_path / "out")}
+    assert sorted(rows) == [f"clip{i}" for i in range(5)]
+    assert rows["clip2"]["skip_reason"] == "decode_error"
+    assert rows["clip2"]["skip_detail"] == timed_out_detail(4)
+    assert [k for k, r in rows.items() if r["score"]] == ["clip0", "clip1", "clip3", "clip4"]
+    assert summary.scored_this_run == 4
 
 
 def test_sigkilled_worker_costs_at_most_its_file(
@@ -604,6 +626,26 @@ def test_sigkilled_worker_costs_at_most_its_file(
     assert (tmp_path / "state" / "clip4").exists()  # clip4 did kill a worker ...
     scored = [k for k, r in by_key.items() if r["score"]]
     assert scored == ["clip0", "clip2", "clip3", "clip4", "clip5"]  # ... and was scored on its retry
+
+
+def test_closing_mid_run_does_not_wait_for_a_hanging_decode(
+    tmp_path: Path, synth_root: Path, synth_records, monkeypatch
+) -> None:
+    """An interrupted run (Ctrl-C) closes its prefetcher with a decode still running; if that decoder
+    never returns, closing must stop the worker rather than wait for it."""
+    import threading
+
+    from echoquality.config import PreprocessConfig
+    from echoquality.inference.workers import HANG_HOOK_ENV, Prefetcher, _Job
+
+    clip = tmp_path / "clip0"
+    shutil.copy2(synth_root / _scorable(synth_records)[0].relative_path, clip)
+    monkeypatch.setenv(HANG_HOOK_ENV, "clip0")
+    pf = Prefetcher([_Job(0, str(clip), "f")], PreprocessConfig(), workers=1, max_in_flight=2).start()
+    closer = threading.Thread(target=pf.close, daemon=True)
+    closer.start()
+    closer.join(120)  # a liveness bound, not a speed check: without the fix close() waits an hour
+    assert not closer.is_alive()
 
 
 def test_entries_that_are_not_files_are_listed_with_a_reason(

@@ -59,6 +59,59 @@ def _rows(out: Path) -> dict[str, tuple[float | None, str]]:
     }
 
 
+def test_ray_decode_task_decodes_like_a_local_worker(synth_root, synth_records):
+    """The Ray task body gives the local worker's outcome, and like a local worker it leaves OpenCV one
+    thread (several decode tasks share a node's cores; OpenCV's own pool would oversubscribe them)."""
+    cv2 = pytest.importorskip("cv2")
+    import numpy as np
+
+    from echoquality.config import PreprocessConfig
+    from echoquality.inference.ray_engine import decode_task
+    from echoquality.inference.workers import _Job, preprocess_job
+
+    rec = next(r for r in synth_records if not r.expected_skip_reason)
+    job = _Job(0, str(synth_root / rec.relative_path), rec.folder)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(4)
+    try:
+        out, tensor = decode_task(job, PreprocessConfig(), None)
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(before)
+    local = preprocess_job(job, PreprocessConfig(), None)
+    assert out.reason is None and out.tensor is None and tensor is not None
+    np.testing.assert_array_equal(tensor, local.tensor)
+
+
+@pytest.mark.slow
+def test_ray_engine_hanging_decode_costs_only_its_file(tmp_path, synth_root, synth_records):
+    """A decode task that never returns (a real Ray worker asleep in the decode step) on a local Ray
+    instance: it is cancelled after decode_timeout_s without progress, the others are retried, and every
+    file is in results.csv once."""
+    pytest.importorskip("ray")
+    from echoquality.inference.workers import HANG_HOOK_ENV, timed_out_detail
+
+    data = tmp_path / "raw" / "epiq7c-HANG01"
+    data.mkdir(parents=True)
+    for i, rec in enumerate([r for r in synth_records if not r.expected_skip_reason][:4]):
+        shutil.copy2(synth_root / rec.relative_path, data / f"clip{i}")
+    weights = save_random_weights(tmp_path / "tiny.pt", "tiny", seed=0)
+    (tmp_path / "cfg.yaml").write_text("inference:\n  decode_timeout_s: 10\n")
+    cmd = [sys.executable, "-m", "echoquality.cli", "infer", "--quiet", "--device", "cpu", "--no-plots"]
+    cmd += ["--config", str(tmp_path / "cfg.yaml"), "--data-dir", str(data.parent), "--weights", str(weights)]
+    cmd += ["--output", str(tmp_path / "out"), "--engine", "ray", "--workers", "2", "--batch-size", "2"]
+    env = {**os.environ, HANG_HOOK_ENV: "clip1"}
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    assert res.returncode == 0, res.stdout + res.stderr
+    rows = _rows(tmp_path / "out")
+    assert sorted(rows) == [f"epiq7c-HANG01/clip{i}" for i in range(4)]
+    assert rows["epiq7c-HANG01/clip1"] == (None, "decode_error")
+    assert all(rows[f"epiq7c-HANG01/clip{i}"][0] is not None for i in (0, 2, 3))
+    with (tmp_path / "out" / "results.csv").open(newline="") as fh:
+        details = {r["key"]: r["skip_detail"] for r in csv.DictReader(fh)}
+    assert details["clip1"] == timed_out_detail(10)
+
+
 @pytest.mark.slow
 def test_ray_cluster_run_survives_a_killed_worker_node(ray_cluster, tmp_path, synth_root, synth_records):
     pytest.importorskip("ray")

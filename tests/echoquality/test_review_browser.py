@@ -1,7 +1,8 @@
 """End to end in a real browser (Playwright driving Debian's Chromium) against `echoquality review` on
 127.0.0.1 over a synthetic run scored by the tiny network: filter to FAIL, open a clip, see the model's
 16 frames and the Grad-CAM overlay, label three clips by keyboard, export, and feed the CSV to
-`prepare-data --labels`. Saves screenshots under docs/screenshots/echo_*.png."""
+`prepare-data --labels`. Saves screenshots under docs/screenshots/echo_*.png with
+RADQC_UPDATE_SCREENSHOTS=1."""
 
 from __future__ import annotations
 
@@ -17,8 +18,6 @@ from typer.testing import CliRunner
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-REPO = Path(__file__).resolve().parents[2]
-SHOTS = REPO / "docs" / "screenshots"
 
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)", allow_module_level=True)
@@ -88,10 +87,9 @@ def _loaded(page, selector: str, timeout: int = 60_000) -> None:
 
 
 def test_filter_open_gradcam_label_export_prepare(
-    server, watched_page, run: ReviewRun, tmp_path: Path
+    server, watched_page, run: ReviewRun, tmp_path: Path, shots: Path
 ) -> None:
     base, _ = server
-    SHOTS.mkdir(parents=True, exist_ok=True)
     page, foreign, errors = watched_page(base, 950)
 
     # 1. gallery of the whole run, then filter to FAIL
@@ -106,7 +104,7 @@ def test_filter_open_gradcam_label_export_prepare(
         "() => [...document.querySelectorAll('img.thumb')].every(i => i.complete && i.naturalWidth > 0)",
         timeout=90_000,
     )
-    page.screenshot(path=str(SHOTS / "echo_review_gallery.png"))
+    page.screenshot(path=str(shots / "echo_review_gallery.png"))
 
     # 2. open a clip: the 16 frames the model saw, the sector mask, the cine and Grad-CAM
     page.click("#gallery li a")
@@ -122,7 +120,7 @@ def test_filter_open_gradcam_label_export_prepare(
     _loaded(page, "#gradcam", timeout=120_000)
     assert page.is_visible("#gradcam")
     page.keyboard.press("Space")  # pause so the screenshot shows a still frame
-    page.screenshot(path=str(SHOTS / "echo_review_clip.png"), full_page=True)
+    page.screenshot(path=str(shots / "echo_review_clip.png"), full_page=True)
 
     # 3. label three clips by keyboard; each label moves on to the next most uncertain clip
     labelled = {}
@@ -160,7 +158,7 @@ def test_filter_open_gradcam_label_export_prepare(
     assert sorted(a["quality_score"] for a in ann) == sorted(labelled.values())
 
 
-def test_report_screenshot(browser, run: ReviewRun, tmp_path: Path) -> None:
+def test_report_screenshot(browser, run: ReviewRun, tmp_path: Path, shots: Path) -> None:
     """The self-contained report renders offline (file://, no request leaves the file)."""
     html = tmp_path / "report.html"
     res = CliRunner().invoke(
@@ -173,5 +171,5 @@ def test_report_screenshot(browser, run: ReviewRun, tmp_path: Path) -> None:
     page.goto(html.as_uri())
     assert page.eval_on_selector_all("#worst img", "els => els.every(i => i.naturalWidth > 0)")
     assert all(u.startswith(("file:", "data:")) for u in requests), requests
-    page.screenshot(path=str(SHOTS / "echo_report.png"), full_page=True)
+    page.screenshot(path=str(shots / "echo_report.png"), full_page=True)
     page.close()

@@ -1,7 +1,8 @@
 """End-to-end in a real browser (Playwright driving Debian's Chromium) against `nhs-lookup serve` on
 127.0.0.1: upload a file, sort the queue, multi-select administrative rows, review mappings (keyboard
 shortcuts included), undo a decision, bulk-approve after a confirmation, download an export and check
-its contents. Saves screenshots of the main pages under docs/screenshots/."""
+its contents. Saves screenshots of the main pages under docs/screenshots/ with
+RADQC_UPDATE_SCREENSHOTS=1."""
 
 from __future__ import annotations
 
@@ -22,8 +23,6 @@ import nhs_lookup
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-REPO = Path(__file__).resolve().parents[2]
-SHOTS = REPO / "docs" / "screenshots"
 SAMPLE_CASES = Path(nhs_lookup.__file__).parent / "data" / "sample_cases.json"
 REVIEWER = "Dr Test"
 
@@ -97,9 +96,8 @@ def wait_leaving(page, url: str) -> None:
     page.wait_for_load_state("domcontentloaded")
 
 
-def test_upload_review_bulk_approve_and_export(server, watched_page):
+def test_upload_review_bulk_approve_and_export(server, watched_page, shots):
     base, api, tmp = server
-    SHOTS.mkdir(parents=True, exist_ok=True)
     page, foreign, errors = watched_page(base, 1000)
 
     # 1. upload a file and watch the job finish (the page reloads when it is done)
@@ -120,7 +118,7 @@ def test_upload_review_bulk_approve_and_export(server, watched_page):
     ]
     shown = page.locator('#summary [data-field="proposed-no-match"]').all_inner_texts()
     assert sum(map(int, shown)) == len(undecided_no_target) > 0  # engine no-matches shown apart
-    page.screenshot(path=str(SHOTS / "upload_and_jobs.png"), full_page=True)
+    page.screenshot(path=str(shots / "upload_and_jobs.png"), full_page=True)
 
     # 1b. the queue sorts by a column; administrative rows (no proposed row) are ticked together
     #     and marked no match after a confirmation that names the count
@@ -158,7 +156,7 @@ def test_upload_review_bulk_approve_and_export(server, watched_page):
     assert rows.count() > 0
     first_id = int(rows.first.get_attribute("data-id"))
     assert first_id == api.get("/mappings", params={"limit": 1}).json()["items"][0]["id"]
-    page.screenshot(path=str(SHOTS / "review_queue.png"), full_page=True)
+    page.screenshot(path=str(shots / "review_queue.png"), full_page=True)
     page.keyboard.press("Enter")
     page.wait_for_selector("#review")
     assert review_id(page) == first_id
@@ -173,7 +171,7 @@ def test_upload_review_bulk_approve_and_export(server, watched_page):
             page.keyboard.press("n")
             decided[mid] = "no_match"
         else:
-            page.screenshot(path=str(SHOTS / "review_detail.png"), full_page=True)
+            page.screenshot(path=str(shots / "review_detail.png"), full_page=True)
             page.keyboard.press("a")
             decided[mid] = "approved"
             wait_leaving(page, url)
@@ -271,7 +269,7 @@ def test_upload_review_bulk_approve_and_export(server, watched_page):
     # 8. consolidated view
     page.goto(base + "/ui/consolidated")
     assert page.locator("#consolidated tbody tr").count() > 0
-    page.screenshot(path=str(SHOTS / "consolidated.png"), full_page=True)
+    page.screenshot(path=str(shots / "consolidated.png"), full_page=True)
 
     # 9. the API docs render offline (Swagger UI from local files) when swagger-ui-bundle-v2 is installed
     try:

@@ -136,3 +136,43 @@ def test_optimize_on_shared_dev_gold_reports_both_splits(tmp_path, shared_dir, n
     assert run.best_train.objective >= run.baseline_train.objective
     assert run.baseline_validation is not None and run.baseline_validation.cases == len(val) > 0
     assert {c.query.data_source for c in val}.isdisjoint({c.query.data_source for c in train})
+
+
+def test_create_study_queues_the_starting_config_once_and_joiners_never(
+    tmp_path, engine_cache_dir, monkeypatch
+):
+    """Workers joining an empty shared study at the same moment must not each run the starting config:
+    `--create-study` queues it (from --config) once, a `--join` process only takes queued trials first."""
+    import optuna
+
+    from nhs_lookup.framework.optimize import params_from_scoring
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NHS_LOOKUP_CACHE", str(engine_cache_dir))
+    (tmp_path / "start.yaml").write_text(yaml.safe_dump({"scoring": {"exact_match_bonus": 0.07}}))
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    base = ["optimize", "--dataset", str(SAMPLE_CASES), "--db", url, "--experiment-name", "shared"]
+    base += [
+        "--validation-split",
+        "0",
+        "--no-mlflow",
+        "--strategy",
+        "random_search",
+        "--config",
+        "start.yaml",
+    ]
+    created = CliRunner().invoke(app, [*base, "--create-study"])
+    assert created.exit_code == 0, created.output
+    start = params_from_scoring(load_config(tmp_path / "start.yaml").scoring)
+    queued = optuna.load_study(study_name="shared", storage=url).get_trials(deepcopy=False)
+    assert [(t.number, t.state) for t in queued] == [(0, optuna.trial.TrialState.WAITING)]
+    assert queued[0].system_attrs["fixed_params"] == start != params_from_scoring(LookupConfig().scoring)
+    again = CliRunner().invoke(app, [*base, "--create-study"])
+    assert again.exit_code == 2 and "already exists" in again.output
+
+    for seed in (1, 2):  # two workers, one after the other: the second finds no queued trial
+        joined = CliRunner().invoke(app, [*base, "--join", "--max-experiments", "2", "--seed", str(seed)])
+        assert joined.exit_code == 0, joined.output
+    trials = optuna.load_study(study_name="shared", storage=url).get_trials(deepcopy=False)
+    assert len(trials) == 4 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert [t.number for t in trials if t.params == start] == [0]

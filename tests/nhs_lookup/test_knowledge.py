@@ -92,6 +92,53 @@ def test_modality_conditioned_abbreviations():
     assert "fetus" not in parse_name("MRI Cardiac morphology", "MR").components.anatomy
 
 
+def test_spect_ct_is_a_technique_of_its_own_as_the_fsns_say(shared_dir):
+    """A SPECT-CT row and a plain SPECT row are different studies: every catalogue row whose FSN says
+    "single photon emission ... with computed tomography" parses as SPECT-CT, every other SPECT row not."""
+    assert parse_name("NM Bone Whole Body SPECT CT", "NM").components.technique == ("spect ct",)
+    assert parse_name("Bone Scan-WB+SPECT-CT", "NM").components.technique == ("spect ct",)
+    assert parse_name("NM Bone SPECT", "NM").components.technique == ("spect",)
+    rows = json.loads((shared_dir / "nhs" / "NHS.json").read_text())
+    spect = [r for r in rows if "single photon emission" in r["snomed_fsn"].lower()]
+    assert len(spect) > 100
+    wrong = [
+        r["primary_source_name"]
+        for r in spect
+        if ("with computed tomography" in r["snomed_fsn"].lower())
+        != ("spect ct" in parse_name(r["primary_source_name"], catalogue_row=True).components.technique)
+    ]
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "technique", "anatomy"),
+    [
+        ("MR Peripheral Vascular", "MR", "angiography", "lower limb"),
+        ("CT Peripheral Vascular", "CT", "angiography", "lower limb"),
+        ("MR Liver Vascular", "MR", "angiography", "liver"),
+    ],
+)
+def test_a_vascular_mr_or_ct_study_is_an_angiogram(name, code, technique, anatomy):
+    c = parse_name(name, code).components
+    assert technique in c.technique and anatomy in c.anatomy
+
+
+def test_vascular_is_not_an_angiogram_outside_mr_and_ct():
+    assert "angiography" not in parse_name("US Peripheral Vascular", "US").components.technique
+    assert "angiography" not in parse_name("Vascular access review", "Other").components.technique
+
+
+def test_clinical_context_groups_of_names_and_rows():
+    """Twins are a multiple pregnancy and a transplanted liver a transplant, in names and rows alike; a plain
+    pregnancy name is not a multiple pregnancy (the unresolved review bit relies on this)."""
+    assert {"pregnancy", "multiple pregnancy"} <= parse_name("US Twins growth", "US").context
+    assert "multiple pregnancy" not in parse_name("US Pregnancy Doppler", "US").context
+    row = parse_name("US Multiple pregnancy doppler", catalogue_row=True)
+    assert "multiple pregnancy" in row.context
+    assert "transplant" in parse_name("MRA Hepatic transplant", catalogue_row=True).context
+    assert "pregnancy" in parse_name("US Fetal echocardiogram", "US").context
+
+
 @pytest.mark.parametrize(
     ("name", "word"),
     [

@@ -16,7 +16,7 @@ from nhs_lookup.learning.crossval import (
     make_folds,
     name_key,
 )
-from nhs_lookup.learning.features import FEATURES, feature_rows
+from nhs_lookup.learning.features import FEATURES, feature_rows, unresolved
 from nhs_lookup.learning.fit import (
     FitOptions,
     OutOfFold,
@@ -28,7 +28,7 @@ from nhs_lookup.learning.fit import (
 )
 from nhs_lookup.learning.model import ModelError, engine_with, load_model
 from nhs_lookup.metrics import auto_accept, expected_calibration_error, outcome_of
-from nhs_lookup.records import Case, ExamQuery
+from nhs_lookup.records import Candidate, Case, CatalogueEntry, Components, ExamQuery
 from nhs_lookup.vocab import DATA_DIR
 
 # A site writes "qx" for knee: three reviewed names teach it; a fourth, unseen name uses it.
@@ -203,7 +203,7 @@ def test_correctness_model_uses_the_review_flag_and_round_trips_as_json():
     oof = _synthetic_oof()
     model, probs, how = fit_calibration(oof, FitOptions())
     assert isinstance(model, CorrectnessModel) and "review_flag" in how
-    assert model.features == ("raw_logit", "review_flag")
+    assert model.features == ("raw_logit", "review_flag", "unresolved")
     x = np.zeros((2, len(FEATURES)))
     x[:, FEATURES.index("raw_logit")] = 3.5
     x[1, FEATURES.index("review_flag")] = 1.0
@@ -295,3 +295,115 @@ def test_format_1_model_with_isotonic_calibration_still_loads(sample_engine, tmp
     path.write_text(json.dumps(data))
     with pytest.raises(ModelError, match="newer than this package reads"):
         load_model(path)
+
+
+def _cand(row: int, name: str, score: float, **comps) -> Candidate:
+    return Candidate(CatalogueEntry(row, name, components=Components(**comps)), score)
+
+
+def _prepared(source: str | None, technique: tuple[str, ...] = (), text: str = ""):
+    """The two fields of a prepared query that :func:`unresolved` reads."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        q_modality_source=source, components=Components(technique=technique, clean_text=text)
+    )
+
+
+def test_unresolved_guidance_modality_of_an_ir_booking():
+    """ "Liver Biopsy" booked as IR: fluoroscopic (transjugular) and ultrasound-guided liver biopsy differ
+    only in the modality, which the name leaves to the RIS code; a stated modality settles it."""
+    fl = _cand(
+        0, "Fluoroscopic guided biopsy liver", 1.10, modality="FL", anatomy=("liver",), technique=("guided",)
+    )
+    us = _cand(1, "US Guided biopsy liver", 1.02, modality="US", anatomy=("liver",), technique=("guided",))
+    far = _cand(1, "US Guided biopsy liver", 0.80, modality="US", anatomy=("liver",), technique=("guided",))
+    kidney = _cand(
+        1, "US Guided biopsy kidney", 1.08, modality="US", anatomy=("kidney",), technique=("guided",)
+    )
+    assert unresolved(_prepared("code"), [fl, us])
+    assert not unresolved(_prepared("text"), [fl, us])  # "Fluoro liver biopsy": the name states it
+    assert not unresolved(_prepared("code"), [fl, far])  # the competitor is not close
+    assert not unresolved(_prepared("code"), [fl, kidney])  # it differs in anatomy, which the name states
+
+
+def test_unresolved_when_the_row_defines_a_technique_the_name_does_not_state():
+    mra = _cand(
+        0, "MRA Spine with contrast", 0.73, modality="MRI", anatomy=("spine",), technique=("angiography",)
+    )
+    mri = _cand(1, "MRI Spine with contrast", 0.40, modality="MRI", anatomy=("spine",))
+    assert unresolved(_prepared("text"), [mra, mri])  # "MRI Spine C+": angiography not stated
+    assert not unresolved(_prepared("text", ("angiography",)), [mra, mri])  # "MRA Spine C+"
+    assert not unresolved(_prepared("text"), [mri, mra])
+
+
+def test_unresolved_when_the_name_states_a_defining_technique_the_row_lacks():
+    """ "CT Head and Venogram" answered with the plain "CT Head" row: the venogram is not carried."""
+    plain = _cand(0, "CT Head", 0.66, modality="CT", anatomy=("head",))
+    veno = _cand(1, "CT Venogram head", 0.50, modality="CT", anatomy=("head",), technique=("venography",))
+    assert unresolved(_prepared("text", ("venography",)), [plain, veno])
+    assert not unresolved(_prepared("text", ("venography",)), [veno, plain])
+    assert not unresolved(_prepared("text", ("view",)), [plain, veno])  # a view is not a study
+
+
+def test_unresolved_when_the_row_states_a_clinical_context_the_name_does_not():
+    """A transplanted-organ (or obstetric, paediatric...) row is a different study from the plain one:
+    "MRA Liver" mapped to the transplanted-liver MRA is a guess; "MRA Liver transplant" is not."""
+    tx = Candidate(
+        CatalogueEntry(
+            0,
+            "MRA Hepatic transplant",
+            fsn="Magnetic resonance angiography of transplanted liver (procedure)",
+            components=Components(
+                modality="MRI",
+                anatomy=("liver",),
+                technique=("angiography",),
+                clean_text="mri angiography liver transplant",  # the row as the catalogue parses it
+            ),
+        ),
+        0.84,
+    )
+    plain = _cand(1, "MRA Visceral", 0.5, modality="MRI", technique=("angiography",))
+    angio = ("angiography",)
+    assert unresolved(_prepared("text", angio, "mri liver angiography"), [tx, plain])
+    assert not unresolved(_prepared("text", angio, "mri liver angiography transplant"), [tx, plain])
+    assert not unresolved(_prepared("text", angio, "mri angiography"), [plain, tx])
+
+
+def test_unresolved_review_bit_lowers_confidence_in_the_fitted_model():
+    """The default correctness model takes the bit as an input; on out-of-fold answers where unresolved
+    answers are right less often at the same raw score, its coefficient is negative."""
+    import numpy as np
+
+    rng = random.Random(1)
+    oof = OutOfFold()
+    raw_i, bit = FEATURES.index("raw_logit"), FEATURES.index("unresolved")
+    for i in range(400):
+        raw, flagged = rng.random(), rng.random() < 0.2
+        x = [0.0] * len(FEATURES)
+        x[raw_i], x[bit] = 6 * raw - 2, float(flagged)
+        oof.raw.append(raw)
+        oof.top_ok.append(rng.random() < (0.5 * raw if flagged else 0.2 + 0.8 * raw))
+        oof.gold_no_match.append(False)
+        oof.features.append(x)
+        oof.fold.append(i % 5)
+    model, _, _ = fit_calibration(oof, FitOptions())
+    assert "unresolved" in model.features
+    assert model.score.coef[model.features.index("unresolved")] < 0
+    x = np.zeros((2, len(FEATURES)))
+    x[:, raw_i] = 3.5
+    x[1, bit] = 1.0
+    clear, flagged = model.probabilities(x)
+    assert flagged < clear - 0.1
+    old, _, _ = fit_calibration(oof, FitOptions(correctness="flagged"))
+    assert old.features == ("raw_logit", "review_flag")
+
+
+def test_unresolved_on_the_nhs_catalogue(nhs_engine):
+    """On the real catalogue an IR "Liver Biopsy" is unresolved (guidance not stated); a US-guided one
+    is not."""
+    col = FEATURES.index("unresolved")
+    (_, vague), (_, stated) = feature_rows(
+        nhs_engine, [ExamQuery("Liver Biopsy", "IR"), ExamQuery("US Guided biopsy liver", "US")]
+    )
+    assert vague[col] == 1.0 and stated[col] == 0.0

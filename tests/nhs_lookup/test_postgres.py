@@ -172,3 +172,9 @@ def test_two_optimize_join_processes_share_one_study(pg_server, tmp_path, engine
     assert sorted(numbers) == list(range(len(numbers)))  # no duplicated, no missing trial numbers
     done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(done) == len(trials) == 4 + 3  # the two processes' trial counts add up
+    # the creator queued the starting config once; neither joiner queued it again
+    from nhs_lookup.config import ScoringConfig
+    from nhs_lookup.framework.optimize import params_from_scoring
+
+    start = params_from_scoring(ScoringConfig())
+    assert [t.number for t in trials if t.params == start] == [0]

@@ -28,7 +28,15 @@ from radqc_common import raytools
 
 from .errors import InferenceError
 from .runner import FLUSH_EVERY_S, InferenceRun, _apply_info, _file_result, decode_cap
-from .workers import WORKER_DIED, _Job, _Outcome, preprocess_job
+from .workers import (
+    WORKER_DIED,
+    _init_worker,
+    _Job,
+    _Outcome,
+    preprocess_job,
+    test_hang_hook,
+    timed_out_detail,
+)
 
 TASK_RETRIES = 3
 ACTOR_RESTARTS = 4
@@ -51,6 +59,8 @@ def connect(address: str | None, num_cpus: int) -> Any:
 def decode_task(job: _Job, cfg: PreprocessConfig, cap: int | None) -> tuple[_Outcome, Any]:
     """Ray task body: one file's outcome without its tensor, and the tensor (None for a skip)."""
     raytools.test_task_hook()
+    test_hang_hook(job.path)
+    _init_worker(cfg, cap)  # as in the local pool: one OpenCV thread per decode worker, not one per core
     out = preprocess_job(job, cfg, cap)
     tensor, out.tensor, out.clip = out.tensor, None, None
     return out, tensor
@@ -85,14 +95,27 @@ class RayPipeline:
 
     At most *max_in_flight* files are decoding, waiting in a batch or being scored. A decode task whose
     worker or node died is retried by Ray (``TASK_RETRIES``); one that still fails is reported as
-    ``decode_error``. Every job yields exactly one pair.
+    ``decode_error``. A hanging decode is handled as in the local engine: when nothing finishes for
+    *timeout_s* seconds the decode tasks in flight are force-cancelled (their workers stopped) and retried
+    one at a time; one that hangs while running alone is reported as ``decode_error``. Every job yields
+    exactly one pair.
     """
 
     def __init__(
-        self, ray: Any, jobs: Sequence[_Job], cfg: PreprocessConfig, *, cap: int | None, max_in_flight: int
+        self,
+        ray: Any,
+        jobs: Sequence[_Job],
+        cfg: PreprocessConfig,
+        *,
+        cap: int | None,
+        max_in_flight: int,
+        timeout_s: float | None = None,
     ) -> None:
         self.ray = ray
         self._queue = deque(jobs)
+        self.timeout_s = timeout_s if timeout_s and timeout_s > 0 else None
+        self._suspects: deque[_Job] = deque()  # in flight when a decode hung: retried alone
+        self._isolated: _Job | None = None  # the suspect now decoding alone
         self.max_in_flight = max(1, max_in_flight)
         self._decode = ray.remote(num_returns=2, max_retries=TASK_RETRIES)(decode_task)
         self._args = (ray.put(cfg), cap)
@@ -120,11 +143,35 @@ class RayPipeline:
     def _in_flight(self) -> int:
         return len(self._decoding) + len(self._batch) + self._in_scoring
 
+    def _submit(self, job: _Job) -> None:
+        meta, tensor = self._decode.remote(job, *self._args)
+        self._decoding[meta] = (job, tensor)
+
     def fill(self) -> None:
+        """Top up the decode tasks; while suspects of a hang remain, decode exactly one at a time."""
+        if self._suspects or self._isolated is not None:
+            if self._isolated is None and not self._decoding:
+                self._isolated = self._suspects.popleft()
+                self._submit(self._isolated)
+            return
         while self._queue and self._in_flight() < self.max_in_flight:
-            job = self._queue.popleft()
-            meta, tensor = self._decode.remote(job, *self._args)
-            self._decoding[meta] = (job, tensor)
+            self._submit(self._queue.popleft())
+
+    def _handle_hang(self) -> Iterator[tuple[_Outcome, None]]:
+        """Nothing finished within the timeout: cancel every decode task in flight; the one that hung alone
+        is reported, the others become suspects."""
+        assert self.timeout_s is not None
+        for ref, (job, _) in list(self._decoding.items()):
+            self.ray.cancel(ref, force=True)
+            del self._decoding[ref]
+            if job is self._isolated:
+                self._isolated = None
+                yield (
+                    _Outcome(job.index, reason="decode_error", detail=timed_out_detail(self.timeout_s)),
+                    None,
+                )
+            else:
+                self._suspects.append(job)
 
     def _dispatch(self) -> None:
         batch, self._batch = self._batch[: self.batch_size], self._batch[self.batch_size :]
@@ -136,6 +183,8 @@ class RayPipeline:
     def _decoded(self, ref: Any) -> _Outcome | None:
         """The outcome of a finished decode task; None when its tensor joined the batch."""
         job, tensor = self._decoding.pop(ref)
+        if job is self._isolated:
+            self._isolated = None
         try:
             out: _Outcome = self.ray.get(ref)
         except self.ray.exceptions.RayTaskError as exc:  # an exception inside the task
@@ -150,12 +199,15 @@ class RayPipeline:
 
     def __iter__(self) -> Iterator[tuple[_Outcome, float | None]]:
         self.fill()
-        while self._queue or self._decoding or self._batch or self._scoring:
+        while self._queue or self._suspects or self._decoding or self._batch or self._scoring:
+            # a part batch waits while decoding can still grow it or a scoring call will free room for that
             while len(self._batch) >= self.batch_size or (
-                self._batch and not self._queue and not self._decoding
+                self._batch and not self._decoding and not (self._queue and self._scoring)
             ):
                 self._dispatch()
-            ready, _ = self.ray.wait([*self._decoding, *self._scoring], num_returns=1)
+            ready, _ = self.ray.wait([*self._decoding, *self._scoring], num_returns=1, timeout=self.timeout_s)
+            if not ready:
+                yield from self._handle_hang()
             for ref in ready:
                 if ref in self._decoding:
                     out = self._decoded(ref)
@@ -200,7 +252,12 @@ class RayInferenceRun(InferenceRun):
         self.n_actors = self.n_actors or max(1, gpus if self.actor_device == "cuda" else 1)
         in_flight = self.icfg.max_in_flight or (2 * self.batch_size * self.n_actors + 2 * self.workers)
         self.pipeline = RayPipeline(
-            ray, self.jobs, self.cfg.preprocess, cap=decode_cap(self.cfg), max_in_flight=in_flight
+            ray,
+            self.jobs,
+            self.cfg.preprocess,
+            cap=decode_cap(self.cfg),
+            max_in_flight=in_flight,
+            timeout_s=self.icfg.decode_timeout_s,
         )
         return self.pipeline
 

@@ -231,6 +231,7 @@ class InferenceRun:
             max_in_flight=max_in_flight,
             start_method=self.icfg.start_method,
             max_decode_bytes=decode_cap(self.cfg),
+            timeout_s=self.icfg.decode_timeout_s,
         )
         if self.jobs:
             prefetcher.start()

@@ -48,7 +48,14 @@ _WORKER_CAP: int | None = None
 #: with SIGKILL; "name:1" kills only once per marker folder ``ECHOQUALITY_TEST_KILL_STATE``.
 KILL_HOOK_ENV = "ECHOQUALITY_TEST_KILL_WORKER_ON"
 KILL_STATE_ENV = "ECHOQUALITY_TEST_KILL_STATE"
+#: Test hook (regression tests only): comma-separated file names on which a decode worker hangs.
+HANG_HOOK_ENV = "ECHOQUALITY_TEST_HANG_WORKER_ON"
 WORKER_DIED = "worker process died while decoding"
+
+
+def timed_out_detail(seconds: float) -> str:
+    """Skip detail of a file whose decode was stopped after *seconds*."""
+    return f"decoding did not finish within {seconds:g} s (decode_timeout_s); its worker was stopped"
 
 
 def _init_worker(cfg: PreprocessConfig, max_decode_bytes: int | None = None) -> None:
@@ -63,12 +70,21 @@ def _init_worker(cfg: PreprocessConfig, max_decode_bytes: int | None = None) -> 
         pass
 
 
+def test_hang_hook(path: str) -> None:
+    """Hang (sleep an hour) when the test hook names *path*; callers run it in worker processes only."""
+    if Path(path).name in os.environ.get(HANG_HOOK_ENV, "").split(","):
+        time.sleep(3600)
+
+
 def _test_kill_hook(path: str) -> None:
-    """SIGKILL this worker process when the test hook names *path* (never in the main process)."""
-    spec = os.environ.get(KILL_HOOK_ENV)
-    if not spec or multiprocessing.parent_process() is None:
+    """SIGKILL this worker process, or hang it, when a test hook names *path* (never in the main process)."""
+    if multiprocessing.parent_process() is None:
         return
+    test_hang_hook(path)
     name = Path(path).name
+    spec = os.environ.get(KILL_HOOK_ENV)
+    if not spec:
+        return
     for item in spec.split(","):
         target, _, once = item.partition(":")
         if target != name:
@@ -131,8 +147,12 @@ class Prefetcher:
     A worker that dies (decoder crash, kill -9, OOM kill) breaks the pool and fails every job in flight,
     so the culprit is unknown: the pool is rebuilt and those files become suspects, retried one at a
     time. A suspect that kills its worker while running alone is retried alone once more; a file that
-    kills a worker twice that way is reported as ``decode_error`` (:data:`WORKER_DIED`). Each file
-    yields exactly one outcome. ``workers=0`` preprocesses inline, one job per iteration step.
+    kills a worker twice that way is reported as ``decode_error`` (:data:`WORKER_DIED`).
+
+    A hanging decoder is handled the same way: when no job finishes for *timeout_s* seconds, every worker
+    is stopped, the jobs in flight become suspects, and a suspect that hangs while running alone is
+    reported as ``decode_error`` (:func:`timed_out_detail`). Each file yields exactly one outcome.
+    ``workers=0`` preprocesses inline, one job per iteration step (no timeout).
     """
 
     def __init__(
@@ -144,8 +164,10 @@ class Prefetcher:
         max_in_flight: int,
         start_method: str = "spawn",
         max_decode_bytes: int | None = None,
+        timeout_s: float | None = None,
     ) -> None:
         self.cfg, self.workers, self.start_method = cfg, workers, start_method
+        self.timeout_s = timeout_s if timeout_s and timeout_s > 0 else None
         self.max_decode_bytes = max_decode_bytes
         self.max_in_flight = max(max_in_flight, workers, 1)
         self._queue = deque(jobs)
@@ -192,9 +214,20 @@ class Prefetcher:
         return self
 
     def close(self) -> None:
+        """Stop the workers. Left mid-run (an interruption), the decodes still running are stopped too
+        rather than waited for: one of them may be a decoder that never returns."""
         if self._pool is not None:
+            if any(not fut.done() for fut in self._pending):
+                self._kill_workers()
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+    def _kill_workers(self) -> None:
+        """SIGKILL the pool's worker processes (CPython's pool cannot cancel a running call); the pool
+        then fails every pending future with ``BrokenProcessPool``."""
+        assert self._pool is not None
+        for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
+            proc.kill()
 
     def __enter__(self) -> Prefetcher:
         return self.start()
@@ -239,6 +272,24 @@ class Prefetcher:
         self._restart_pool()
         return outcomes
 
+    def _handle_hang(self) -> list[_Outcome]:
+        """No job finished within the timeout: stop every worker (CPython's pool has no per-task cancel
+        of a running call), report the job that hung while running alone, queue the others as suspects."""
+        assert self._pool is not None and self.timeout_s is not None
+        self._kill_workers()
+        died: list[_Job] = []
+        outcomes = self._collect(cf.wait(list(self._pending)).done, died)  # the broken pool fails them
+        for job in died:
+            if job is self._isolated:  # certainly the culprit: it ran alone
+                self._isolated = None
+                outcomes.append(
+                    _Outcome(job.index, reason="decode_error", detail=timed_out_detail(self.timeout_s))
+                )
+            else:
+                self._suspects.append(job)
+        self._restart_pool()
+        return outcomes
+
     def __iter__(self) -> Iterator[_Outcome]:
         if self.workers <= 0:
             while self._queue:
@@ -250,9 +301,9 @@ class Prefetcher:
             if not self._pending:  # submitting failed: the pool is broken
                 self._restart_pool()
                 continue
-            done, _ = cf.wait(list(self._pending), return_when=cf.FIRST_COMPLETED)
+            done, _ = cf.wait(list(self._pending), timeout=self.timeout_s, return_when=cf.FIRST_COMPLETED)
             died: list[_Job] = []
-            outcomes = self._collect(done, died)
+            outcomes = self._collect(done, died) if done else self._handle_hang()
             if died:
                 outcomes += self._handle_death(died)
             self._fill()  # keep the workers busy while the consumer handles these outcomes
@@ -261,6 +312,6 @@ class Prefetcher:
 
 def iter_preprocessed(jobs: Sequence[_Job], cfg: PreprocessConfig, **options: Any) -> Iterator[_Outcome]:
     """One outcome per job, decoded in ``workers`` processes; *options* are :class:`Prefetcher`'s
-    (``workers``, ``max_in_flight``, ``start_method``, ``max_decode_bytes``)."""
+    (``workers``, ``max_in_flight``, ``start_method``, ``max_decode_bytes``, ``timeout_s``)."""
     with Prefetcher(jobs, cfg, **options) as pf:
         yield from pf

@@ -336,7 +336,7 @@ def optimize(
         join=join,
     )
     if create_study:
-        _create_study(opts)
+        _create_study(opts, config_path, model)
         return
     job = workflow.OptimizeJob(
         paths, opts, catalogue, config_path, validation_split, split_by, model, force_model
@@ -350,13 +350,24 @@ def optimize(
     )
 
 
-def _create_study(opts: Any) -> None:
+def _create_study(opts: Any, config_path: Path | None, model: Path | None) -> None:
+    """Create the shared study with its starting trials (the starting config: --model's, else --config's)."""
     import optuna
 
-    from nhs_lookup.framework.optimize import open_study
+    from nhs_lookup.config import load_config
+    from nhs_lookup.framework.optimize import create_shared_study
 
     try:
-        open_study(opts, create_only=True)
+        if model is not None:
+            from nhs_lookup.learning.model import load_model
+
+            base = load_model(model).lookup_config().scoring
+        else:
+            base = load_config(config_path).scoring
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    try:
+        create_shared_study(opts, base)
     except optuna.exceptions.DuplicatedStudyError as exc:
         raise _fail(f"study '{opts.study_name}' already exists in {opts.storage}") from exc
     console.print(

@@ -366,9 +366,20 @@ def _importances(study: Any) -> tuple[dict[str, float], str]:
     return {k: round(float(v), 4) for k, v in imp.items()}, "fANOVA importances (optuna.importance)"
 
 
+def create_shared_study(opts: OptimizeOptions, base: ScoringConfig) -> Any:
+    """``--create-study``: the study with its starting trials queued once (``--join`` never queues them, so
+    workers joining together cannot each run the starting config). Raises ``DuplicatedStudyError``."""
+    study = open_study(opts, create_only=True)
+    _enqueue_trials(study, dataclasses.replace(opts, join=False), base)
+    return study
+
+
 def _enqueue_trials(study: Any, opts: OptimizeOptions, base: ScoringConfig) -> tuple[int, list[str]]:
-    """Queue the grid points not yet run (grid search), or the starting config as trial 0."""
+    """Queue the grid points not yet run (grid search), or the starting config as trial 0; with ``join``
+    nothing (:func:`create_shared_study` did)."""
     notes: list[str] = []
+    if opts.join:
+        return opts.max_experiments, notes
     if opts.strategy == "grid_search":
         seen = {tuple(sorted(t.params.items())) for t in study.trials}
         todo = [p for p in seed_grid(opts.max_experiments, base) if tuple(sorted(p.items())) not in seen]

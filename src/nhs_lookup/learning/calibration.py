@@ -28,7 +28,7 @@ PRIOR = 0.5  # half a pseudo-case each way: a block of n right answers says (n +
 # Isotonic maps are flat between knots; a tiny slope keeps the input order inside a flat step, so a
 # threshold (auto-accept, no-match) can still separate answers the input score separates.
 TIE_BREAK = 1e-3
-LOGISTIC_C = 1.0  # inverse L2 strength on standardised features (two inputs)
+LOGISTIC_C = 1.0  # inverse L2 strength on standardised features (the default two or three inputs)
 LOGISTIC_C_MANY = 0.1  # with every feature: stronger (a few hundred answers, some twenty errors)
 
 

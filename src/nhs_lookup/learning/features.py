@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 from nhs_lookup.records import Candidate, ExamQuery
 from nhs_lookup.scoring import PreparedQuery
 from nhs_lookup.scoring import calibrate as raw_confidence
+from nhs_lookup.vocab import default_vocabulary
 
 FEATURES: tuple[str, ...] = (
     "raw_logit",  # the built-in confidence as a log-odds
@@ -44,12 +46,28 @@ FEATURES: tuple[str, ...] = (
     "learned_term",  # a learned shorthand token occurs in the name
     "modality_only",
     "review_flag",  # ambiguous, or the row does not carry a stated side / contrast / modality
+    "unresolved",  # the name is silent on what separates the top row from a close competitor
 )
-# The correctness model's default inputs: the raw score and one review bit (see ``review_flag``).
-DEFAULT_INPUTS: tuple[str, ...] = ("raw_logit", "review_flag")
+# The correctness model's default inputs: the raw score and two review bits (see ``review_flag`` and
+# ``unresolved``); the previous default without ``unresolved`` is kept for comparison.
+DEFAULT_INPUTS: tuple[str, ...] = ("raw_logit", "review_flag", "unresolved")
+FLAGGED_INPUTS: tuple[str, ...] = ("raw_logit", "review_flag")
 AMBIGUITY_MARGIN = 0.05  # LookupConfig.ambiguity_margin's default
 MARGIN_CAP = 0.5
 NEAR_TIE = 0.05
+# A competitor this close to the top row that differs from it only in a slot the name leaves open (the
+# guidance modality of a procedure booked under a RIS code) makes the choice a guess, whatever the score.
+SPLIT_WINDOW = 0.15
+# Technique tags that do not define a study (a row "guided", "view", "screening" states no more than
+# the name's action or modality already does).
+NON_DEFINING_TECHNIQUES = frozenset({"guided", "view", "screening"})
+# Techniques that define a study (a plain CT of the head is not a CT angiogram of it): a stated one the
+# top row lacks leaves the answer unresolved.
+DEFINING_TECHNIQUES = frozenset(
+    {"angiography", "venography", "doppler", "arthrography", "myelography", "colonography", "cholangiography"}
+)
+# Context groups that restate the procedure (the action slot covers them), not the patient's state.
+PROCEDURE_CONTEXTS = frozenset({"intervention"})
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -84,20 +102,77 @@ def review_flag(margin: float, p: PreparedQuery, comp: dict[str, float]) -> bool
     )
 
 
+def _modality_split(p: PreparedQuery, cands: Sequence[Candidate], window: float) -> bool:
+    """A candidate within *window* of the top row names another modality with the same anatomy, side,
+    contrast and technique, while the name's modality comes only from the RIS code (an "IR" or "Other"
+    booking of a biopsy or drainage: fluoroscopic, CT or ultrasound guidance is not stated)."""
+    if p.q_modality_source == "text" or len(cands) < 2:
+        return False
+    top = cands[0]
+    t = top.entry.components
+    for c in cands[1:]:
+        if top.score - c.score > window:
+            break
+        e = c.entry.components
+        if (
+            e.modality != t.modality
+            and set(e.anatomy) == set(t.anatomy)
+            and e.laterality == t.laterality
+            and e.contrast == t.contrast
+            and set(e.technique) - NON_DEFINING_TECHNIQUES == set(t.technique) - NON_DEFINING_TECHNIQUES
+        ):
+            return True
+    return False
+
+
+@lru_cache(maxsize=8192)
+def _row_contexts(clean_text: str) -> frozenset[str]:
+    """Clinical-context groups (``noise.yaml`` ``context_groups``: transplant, pregnancy, paediatric,
+    screening, ...) a catalogue row states, from its parsed (normalised) name as the engine keeps it, so
+    both sides are normalised alike; procedure groups excluded."""
+    words = set(clean_text.split())
+    groups = default_vocabulary().context_groups
+    return frozenset(g for g, ws in groups.items() if g not in PROCEDURE_CONTEXTS and ws & words)
+
+
+def unresolved(p: PreparedQuery, cands: Sequence[Candidate], window: float = SPLIT_WINDOW) -> bool:
+    """The name and the top row do not settle the same study: the row defines a technique (angiography,
+    cardiac gating, Doppler, ...) or a clinical context (a transplanted organ, pregnancy, ...) the name
+    does not state; the name states a defining technique (angiography, venography, ...) the row lacks; or
+    a close competitor differs from the row only in a modality the name leaves to the RIS code. Such
+    answers go to review whatever their score."""
+    if not cands:
+        return False
+    top = cands[0].entry
+    row_tech = set(top.components.technique) - NON_DEFINING_TECHNIQUES
+    if row_tech and not p.components.technique:
+        return True
+    if (set(p.components.technique) & DEFINING_TECHNIQUES) - row_tech:
+        return True
+    row_ctx = _row_contexts(top.components.clean_text)
+    if row_ctx:
+        words = set(p.components.clean_text.split())
+        groups = default_vocabulary().context_groups
+        if any(not groups[g] & words for g in row_ctx):
+            return True
+    return _modality_split(p, cands, window)
+
+
 def cheap_features(
     names: Sequence[str], p: PreparedQuery, cands: Sequence[Candidate], hard: float
 ) -> list[float] | None:
-    """*names* computed directly when they are only the raw score and the review flag (the default
-    model: a few microseconds per answer); None otherwise (use :func:`result_features`)."""
+    """*names* computed directly when they are among :data:`DEFAULT_INPUTS` (the default model: a few
+    microseconds per answer); None otherwise (use :func:`result_features`)."""
     if not set(names) <= set(DEFAULT_INPUTS):
         return None
     top = cands[0]
     margin = top.score - (cands[1].score if len(cands) > 1 else 0.0)
     values = {
-        "raw_logit": _logit(raw_confidence(top.score, margin, min(float(hard), 1.0))),
-        "review_flag": float(review_flag(margin, p, top.component_scores)),
+        "raw_logit": lambda: _logit(raw_confidence(top.score, margin, min(float(hard), 1.0))),
+        "review_flag": lambda: float(review_flag(margin, p, top.component_scores)),
+        "unresolved": lambda: float(unresolved(p, cands)),
     }
-    return [values[n] for n in names]
+    return [values[n]() for n in names]
 
 
 def result_features(
@@ -147,6 +222,7 @@ def result_features(
         float(learned_hit),
         float(p.q_modality_only),
         float(review_flag(margin, p, comp)),
+        float(unresolved(p, cands)),
     ]
 
 

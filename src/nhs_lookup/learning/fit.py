@@ -34,13 +34,19 @@ from .calibration import (
     LogisticScore,
 )
 from .crossval import grouped_folds
-from .features import DEFAULT_INPUTS, FEATURES, feature_rows
+from .features import DEFAULT_INPUTS, FEATURES, FLAGGED_INPUTS, feature_rows
 from .model import LookupModel, catalogue_fingerprint, now_utc, training_hash
 
 SCORED = (None, "low_confidence")  # answers that come from the score (rule-based abstentions excluded)
-# The correctness model's inputs: the raw confidence and the review flag (default), every feature, or
-# the raw confidence alone (isotonic only, the format-1 model).
-CORRECTNESS: dict[str, tuple[str, ...]] = {"flagged": DEFAULT_INPUTS, "features": FEATURES, "isotonic": ()}
+# The correctness model's inputs: the raw confidence and the two review bits (default), the raw confidence
+# and the review flag only (the previous default), every feature, or the raw confidence alone (isotonic
+# only, the format-1 model).
+CORRECTNESS: dict[str, tuple[str, ...]] = {
+    "unresolved": DEFAULT_INPUTS,
+    "flagged": FLAGGED_INPUTS,
+    "features": FEATURES,
+    "isotonic": (),
+}
 MIN_LOGISTIC_ANSWERS = 30  # fewer out-of-fold answers: isotonic on the raw confidence only
 
 
@@ -51,7 +57,7 @@ class FitOptions:
     min_support: int = MIN_SUPPORT
     min_share: float = MIN_SHARE
     calibrate: bool = True
-    correctness: str = "flagged"  # a key of CORRECTNESS
+    correctness: str = "unresolved"  # a key of CORRECTNESS
     target_precision: float = TARGET_PRECISION
 
 
