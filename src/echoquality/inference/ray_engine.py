@@ -96,9 +96,9 @@ class RayPipeline:
     At most *max_in_flight* files are decoding, waiting in a batch or being scored. A decode task whose
     worker or node died is retried by Ray (``TASK_RETRIES``); one that still fails is reported as
     ``decode_error``. A hanging decode is handled as in the local engine: when nothing finishes for
-    *timeout_s* seconds the decode tasks in flight are force-cancelled (their workers stopped) and retried
-    one at a time; one that hangs while running alone is reported as ``decode_error``. Every job yields
-    exactly one pair.
+    *timeout_s* seconds and no forward pass is pending, the decode tasks in flight are force-cancelled
+    (their workers stopped) and retried one at a time; one that hangs while running alone is reported as
+    ``decode_error``. Every job yields exactly one pair.
     """
 
     def __init__(
@@ -206,7 +206,7 @@ class RayPipeline:
             ):
                 self._dispatch()
             ready, _ = self.ray.wait([*self._decoding, *self._scoring], num_returns=1, timeout=self.timeout_s)
-            if not ready:
+            if not ready and not self._scoring:  # a slow forward pass is not a hung decode
                 yield from self._handle_hang()
             for ref in ready:
                 if ref in self._decoding:
