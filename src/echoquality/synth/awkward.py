@@ -44,6 +44,24 @@ class _AwkwardContext:
         )
         return render_clip(spec, self.rng)
 
+    def write_cine(
+        self, k: int, uid: str, num_frames: int, fps: float, colour: bool, **options: object
+    ) -> Path:
+        """Render and write a clip as file *uid* of the *k*-th awkward folder, with that folder's patient
+        and machine, at *fps*; *options* are :func:`write_clip`'s (photometric, transfer syntax, ...)."""
+        folder, pid, m = self.where(k)
+        frames = self.clip(num_frames, fps, colour, m.model)
+        return write_clip(
+            self.out_dir / folder / uid,
+            frames,
+            fps=fps,
+            patient_id=pid,
+            sop_uid=uid,
+            manufacturer=m.manufacturer,
+            model=m.model,
+            **options,  # type: ignore[arg-type]
+        )
+
 
 def _skipped(
     folder: str,
@@ -66,16 +84,7 @@ def _write_still(ctx: _AwkwardContext, k: int, photometric: str) -> SynthRecord:
     """A single-frame still (the origin misread RGB stills as videos)."""
     folder, pid, m = ctx.where(k)
     uid = _uid(ctx.seed, "still", k)
-    write_clip(
-        ctx.out_dir / folder / uid,
-        ctx.clip(1, 30.0, photometric == "RGB", m.model),
-        photometric=photometric,
-        patient_id=pid,
-        sop_uid=uid,
-        manufacturer=m.manufacturer,
-        model=m.model,
-        multiframe=False,
-    )
+    ctx.write_cine(k, uid, 1, 30.0, photometric == "RGB", photometric=photometric, multiframe=False)
     ts = _ts_name("ExplicitVRLittleEndian")
     return _skipped(folder, pid, m.machine_type, uid, photometric, ts, 1, None, "single_frame")
 
@@ -110,16 +119,8 @@ def _write_truncated_jpeg(ctx: _AwkwardContext) -> SynthRecord:
     """A JPEG cine truncated at 35% (the copy stopped half-way through the pixel data)."""
     folder, pid, m = ctx.where(4)
     uid = _uid(ctx.seed, "truncated")
-    path = write_clip(
-        ctx.out_dir / folder / uid,
-        ctx.clip(40, 30.0, True, m.model),
-        photometric="YBR_FULL_422",
-        transfer_syntax="JPEGBaseline8Bit",
-        fps=30.0,
-        patient_id=pid,
-        sop_uid=uid,
-        manufacturer=m.manufacturer,
-        model=m.model,
+    path = ctx.write_cine(
+        4, uid, 40, 30.0, True, photometric="YBR_FULL_422", transfer_syntax="JPEGBaseline8Bit"
     )
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * 0.35)])
@@ -133,16 +134,7 @@ def _write_no_pixel_data(ctx: _AwkwardContext) -> SynthRecord:
 
     folder, pid, m = ctx.where(5)
     uid = _uid(ctx.seed, "nopixels")
-    path = write_clip(
-        ctx.out_dir / folder / uid,
-        ctx.clip(2, 30.0, True, m.model),
-        photometric="RGB",
-        fps=30.0,
-        patient_id=pid,
-        sop_uid=uid,
-        manufacturer=m.manufacturer,
-        model=m.model,
-    )
+    path = ctx.write_cine(5, uid, 2, 30.0, True, photometric="RGB")
     ds = pydicom.dcmread(path)
     del ds.PixelData
     ds.NumberOfFrames = 24
@@ -157,16 +149,8 @@ def _write_raw_without_preamble(ctx: _AwkwardContext) -> SynthRecord:
 
     folder, pid, m = ctx.where(6)
     uid = _uid(ctx.seed, "raw")
-    path = write_clip(
-        ctx.out_dir / folder / uid,
-        ctx.clip(24, 25.0, False, m.model),
-        photometric="MONOCHROME2",
-        transfer_syntax="ImplicitVRLittleEndian",
-        fps=25.0,
-        patient_id=pid,
-        sop_uid=uid,
-        manufacturer=m.manufacturer,
-        model=m.model,
+    path = ctx.write_cine(
+        6, uid, 24, 25.0, False, photometric="MONOCHROME2", transfer_syntax="ImplicitVRLittleEndian"
     )
     ds = pydicom.dcmread(path)
     del ds.file_meta
