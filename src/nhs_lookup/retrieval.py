@@ -55,11 +55,19 @@ def _ids(rows: list[set[str]], vocab: dict[str, int]) -> list[list[int]]:
     return [sorted({vocab[i] for i in items if i in vocab}) for items in rows]
 
 
-def _counts(ids: list[list[int]], m: Csr) -> np.ndarray:
-    """Dense (B, N) float32 ``binary(ids) @ m`` for a binary (T, N) matrix *m*: how many of each query's
-    ids every catalogue row has. Whole counts, so exactly the sparse product's values, without
-    scipy's per-product overhead (most of a single lookup's time). Counted by ``np.add.at`` straight
-    into the float32 output (half the time of ``np.unique`` or an int64 ``bincount`` plus a cast)."""
+@dataclass
+class _Overlap:
+    """How many of each query's ids every catalogue row has: dense (B, N) float32 whole *counts*, and
+    the flat cells (query x N + row) where a count is not zero, a cell listed once per shared id."""
+
+    counts: np.ndarray
+    cells: np.ndarray
+
+
+def _overlap(ids: list[list[int]], m: Csr) -> _Overlap:
+    """``binary(ids) @ m`` for a binary (T, N) matrix *m*, counted by ``np.add.at`` straight into the
+    float32 output: whole counts, so exactly the sparse product's values, without scipy's per-product
+    overhead (most of a single lookup's time) or a sort (half the time of ``np.unique``)."""
     b, n = len(ids), m.shape[1]
     out = np.zeros(b * n, dtype=np.float32)
     lens_q = [len(c) for c in ids]
@@ -67,16 +75,24 @@ def _counts(ids: list[list[int]], m: Csr) -> np.ndarray:
     starts = m.indptr[t].astype(np.int64)
     lens = m.indptr[t + 1] - starts
     total = int(lens.sum())
+    cells = np.zeros(0, dtype=np.int64)
     if total:
         rows = np.repeat(np.repeat(np.arange(b, dtype=np.int64), lens_q), lens)
         offsets = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total, dtype=np.int64)
-        np.add.at(out, rows * n + m.indices[offsets], np.float32(1.0))
-    return out.reshape(b, n)
+        cells = rows * n + m.indices[offsets]
+        np.add.at(out, cells, np.float32(1.0))
+    return _Overlap(out.reshape(b, n), cells)
+
+
+def _counts(ids: list[list[int]], m: Csr) -> np.ndarray:
+    """Dense (B, N) float32 ``binary(ids) @ m`` (see :func:`_overlap`)."""
+    return _overlap(ids, m).counts
 
 
 def _jaccard(inter: np.ndarray, q_n: np.ndarray, row_n: np.ndarray) -> np.ndarray:
-    """``inter / max(q_n + row_n - inter, 1)`` in float32, computed in one (B, N) buffer."""
-    out = q_n + row_n[None, :]
+    """``inter / max(q_n + row_n - inter, 1)`` in float32, computed in one buffer (the arguments
+    broadcast to the shape of *inter*)."""
+    out = q_n + row_n
     out -= inter
     np.maximum(out, np.float32(1.0), out=out)
     np.divide(inter, out, out=out)
@@ -102,6 +118,39 @@ def _expand(anatomy: tuple[str, ...], vocab: Vocabulary) -> set[str]:
     for a in anatomy:
         out.update(vocab.ancestors(a))
     return out
+
+
+@dataclass
+class _AnatomyCounts:
+    """(B, N) whole counts of a batch's anatomy overlaps: exact terms, expanded terms (with
+    ancestors), and the query's expanded terms among the row's exact ones (row region contains the
+    stated part), with each query's term counts."""
+
+    exact: np.ndarray
+    expanded: _Overlap
+    contained: np.ndarray
+    q_exact_n: np.ndarray  # (B, 1)
+    q_exp_n: np.ndarray
+
+    @property
+    def no_query(self) -> np.ndarray:
+        """(B,) queries that state no anatomy."""
+        return self.q_exact_n[:, 0] == 0
+
+
+def _extra_words(hits: np.ndarray, row_words: np.ndarray) -> np.ndarray:
+    """Content words of the row's name that the query lacks (float32)."""
+    out = row_words - hits
+    np.maximum(out, np.float32(0.0), out=out)
+    return out
+
+
+def _top_k(retrieval: np.ndarray, k: int) -> np.ndarray:
+    """(B, k) rows of the k highest scores of each query, best first (*retrieval* is overwritten)."""
+    neg = np.negative(retrieval, out=retrieval)
+    top = np.argpartition(neg, k - 1, axis=1)[:, :k]
+    order = np.argsort(np.take_along_axis(neg, top, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1)
 
 
 @dataclass
@@ -233,82 +282,138 @@ class CatalogueIndex:
 
     def prepare_batch(self, parsed: list[ParsedName], top_k: int = RETRIEVE_K) -> list[PreparedQuery]:
         """Retrieve candidates and compute every config-independent feature, for a batch of queries."""
-        vocab = default_vocabulary()
         if not parsed:
             return []
         texts = [p.components.clean_text for p in parsed]
         qc = self.char_vectorizer.transform(texts)
         lex = dense_product(qc, self.char_name)  # = (qc @ char_name).toarray(), bit for bit
         sem = self.semantic.similarity(texts)
-
-        # Binary query-side matrices as id lists: their products are whole counts (see _counts).
-        q_exact = _ids([set(p.components.anatomy) for p in parsed], self.anatomy_vocab)
-        q_exp = _ids([_expand(p.components.anatomy, vocab) for p in parsed], self.anatomy_vocab)
-        inter_exact = _counts(q_exact, self.anat_exact)
-        inter_exp = _counts(q_exp, self.anat_exp)
-        q_exact_n = np.array([[len(c)] for c in q_exact], dtype=np.float32)
-        q_exp_n = np.array([[len(c)] for c in q_exp], dtype=np.float32)
-        j_exact = _jaccard(inter_exact, q_exact_n, self.anat_exact_n)
-        j_exp = _jaccard(inter_exp, q_exp_n, self.anat_exp_n)
-        # A row whose region contains every stated part ("Lower limb" for "Femur") is a valid, less
-        # specific code: it must beat a sibling part ("Foot") that merely shares the parent region.
-        need = np.where(self.anat_exact_n > 0, self.anat_exact_n, np.inf).astype(np.float32)
-        contained = _counts(q_exp, self.anat_exact) >= need[None, :]
-        anat = j_exact
-        anat *= np.float32(0.6)
-        anat += np.float32(0.4) * j_exp
-        # The nearest containing region scores highest (Kidney: "Urinary tract" before "Abdomen").
-        np.maximum(anat, contained * (np.float32(0.8 * ANCESTOR_ANATOMY) + np.float32(0.3) * j_exp), out=anat)
-        # Query without anatomy: no evidence either way; both empty: agreement.
-        no_q = q_exact_n[:, 0] == 0
-        anat[no_q, :] = np.where(self.anat_exact_n == 0, 0.8, 0.4)[None, :]
-
+        anat = self._anatomy_counts(parsed)
         q_tech = _ids([set(p.components.technique) for p in parsed], self.tech_vocab)
-        inter_t_all = _counts(q_tech, self.tech)
-        q_tech_n = np.array([[len(c)] for c in q_tech], dtype=np.float32)
-
         q_content = _ids([set(p.content) for p in parsed], self.word_vocab)
         q_content_n = np.array([len(p.content) for p in parsed], dtype=np.float32)[:, None]
-        covered = _counts(q_content, self.all_words)
-        coverage = covered
-        coverage /= np.maximum(q_content_n, np.float32(1.0))
-        coverage[q_content_n[:, 0] == 0] = np.float32(0.5)
-        extra_all = _counts(q_content, self.name_words)  # name hits, turned into extra words below
-
+        covered = _overlap(q_content, self.all_words)
+        name_hits = _overlap(q_content, self.name_words)  # the row's name words the query has
         q_mod = np.array([MODALITIES.get(p.components.modality, 0) for p in parsed], dtype=np.int8)
-        mod_eq = (self.modality[None, :] == q_mod[:, None]) & (q_mod[:, None] > 0)
-        np.subtract(self.name_words_n[None, :], extra_all, out=extra_all)
-        np.maximum(extra_all, np.float32(0.0), out=extra_all)
         # A modality stated in the name makes rows of a dissimilar modality hard violations in scoring:
         # keep them from taking candidate slots (vocabulary similarities; config overrides only soften).
         stated = np.flatnonzero([p.modality_source == "text" for p in parsed])
-        retrieval = np.float32(0.45) * lex
-        tmp = np.empty_like(retrieval)
-        for weight, feature in ((0.35, sem), (0.5, anat), (0.3, coverage), (0.4, mod_eq)):
-            np.multiply(feature, np.float32(weight), out=tmp)
-            retrieval += tmp
-        np.multiply(extra_all, np.float32(0.03), out=tmp)
-        retrieval -= tmp
-        if len(stated):
-            penalty = self._incompatible_penalty()  # = 0.6 x (rows of a dissimilar modality), per code
-            for i in stated.tolist():
-                retrieval[i] -= penalty[q_mod[i]]
-        k = min(top_k, self.n)
-        top = np.argpartition(-retrieval, k - 1, axis=1)[:, :k]
-        # Candidates best first, and every per-candidate feature, gathered for the whole batch at once.
-        order = np.argsort(-np.take_along_axis(retrieval, top, axis=1), axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-
+        retrieval = self._retrieval(lex, sem, anat, covered, q_content_n, q_mod, name_hits, stated)
+        top = _top_k(retrieval, min(top_k, self.n))
+        # Every per-candidate feature, gathered for the whole batch at once.
         flat_top = (top + (np.arange(len(parsed)) * self.n)[:, None]).ravel()
 
         def gather(a: np.ndarray) -> np.ndarray:  # = np.take_along_axis(a, top, axis=1), as float32
             return a.reshape(-1)[flat_top].reshape(top.shape).astype(np.float32, copy=False)
 
-        lex_t, sem_t, anat_t, cov_t, extra_t = (gather(a) for a in (lex, sem, anat, coverage, extra_all))
-        inter_t = gather(inter_t_all)
+        lex_t, sem_t = gather(lex), gather(sem)
+        counts_t = (gather(anat.exact), gather(anat.expanded.counts), gather(anat.contained))
+        anat_t = self._anatomy_score(top, counts_t, (anat.q_exact_n, anat.q_exp_n))
+        anat_t[anat.no_query] = self._no_anatomy_score()[top[anat.no_query]]
+        cov_t = gather(covered.counts)
+        cov_t /= np.maximum(q_content_n, np.float32(1.0))
+        cov_t[q_content_n[:, 0] == 0] = np.float32(0.5)
+        extra_t = _extra_words(gather(name_hits.counts), self.name_words_n[top])
+        inter_t = gather(_counts(q_tech, self.tech))
+        q_tech_n = np.array([[len(c)] for c in q_tech], dtype=np.float32)
         union_t = q_tech_n + self.tech_n[top] - inter_t
         tech_t = np.where(union_t == 0, 1.0, inter_t / np.maximum(union_t, 1.0)).astype(np.float32)
         return self._prepared(parsed, top, q_mod, q_content_n, (lex_t, sem_t, anat_t, tech_t, cov_t, extra_t))
+
+    def _anatomy_counts(self, parsed: list[ParsedName]) -> _AnatomyCounts:
+        """Whole-count anatomy overlaps of every query with every row (see :class:`_AnatomyCounts`)."""
+        vocab = default_vocabulary()
+        q_exact = _ids([set(p.components.anatomy) for p in parsed], self.anatomy_vocab)
+        q_exp = _ids([_expand(p.components.anatomy, vocab) for p in parsed], self.anatomy_vocab)
+        return _AnatomyCounts(
+            exact=_counts(q_exact, self.anat_exact),
+            expanded=_overlap(q_exp, self.anat_exp),
+            contained=_counts(q_exp, self.anat_exact),
+            q_exact_n=np.array([[len(c)] for c in q_exact], dtype=np.float32),
+            q_exp_n=np.array([[len(c)] for c in q_exp], dtype=np.float32),
+        )
+
+    def _anatomy_score(
+        self,
+        rows: np.ndarray,
+        counts: tuple[np.ndarray, np.ndarray, np.ndarray],
+        q_n: tuple[np.ndarray, np.ndarray],
+    ) -> np.ndarray:
+        """Anatomy score of (query, catalogue row) pairs that state anatomy, from their *counts*
+        (exact, expanded, contained; see :class:`_AnatomyCounts`) and the query's exact and expanded
+        term counts *q_n*, all broadcasting to the shape of *rows* ((B, k) candidates or flat cells)."""
+        exact, expanded, contained = counts
+        q_exact_n, q_exp_n = q_n
+        j_exact = _jaccard(exact, q_exact_n, self.anat_exact_n[rows])
+        j_exp = _jaccard(expanded, q_exp_n, self.anat_exp_n[rows])
+        # A row whose region contains every stated part ("Lower limb" for "Femur") is a valid, less
+        # specific code: it must beat a sibling part ("Foot") that merely shares the parent region.
+        need = self.anat_exact_n[rows]
+        within = (contained >= need) & (need > 0)
+        score = j_exact
+        score *= np.float32(0.6)
+        score += np.float32(0.4) * j_exp
+        # The nearest containing region scores highest (Kidney: "Urinary tract" before "Abdomen").
+        np.maximum(score, within * (np.float32(0.8 * ANCESTOR_ANATOMY) + np.float32(0.3) * j_exp), out=score)
+        return score
+
+    def _no_anatomy_score(self) -> np.ndarray:
+        """(N,) anatomy score of every row for a query without anatomy: no evidence either way (0.4);
+        both empty: agreement (0.8)."""
+        return np.where(self.anat_exact_n == 0, np.float32(0.8), np.float32(0.4)).astype(np.float32)
+
+    def _retrieval(
+        self,
+        lex: np.ndarray,
+        sem: np.ndarray,
+        anat: _AnatomyCounts,
+        covered: _Overlap,
+        q_content_n: np.ndarray,
+        q_mod: np.ndarray,
+        name_hits: _Overlap,
+        stated: np.ndarray,
+    ) -> np.ndarray:
+        """(B, N) retrieval score: 0.45 lexical + 0.35 semantic + 0.5 anatomy + 0.3 coverage + 0.4 same
+        modality - 0.03 extra name words, minus the stated-modality penalty, summed in that order.
+        The sparse terms are added only at their overlap cells (adding 0 leaves a float32 sum as it
+        is, so every value is bit for bit the dense expression's, for a fraction of the passes). A cell
+        listed twice is assigned the same value twice."""
+        n = self.n
+        retrieval = np.float32(0.45) * lex
+        retrieval += np.multiply(sem, np.float32(0.35))
+        flat = retrieval.reshape(-1)
+        # Every non-zero anatomy score has an expanded overlap: the exact anatomy and the parts a
+        # region contains are among the expanded terms on both sides.
+        cells = anat.expanded.cells
+        q_of, row_of = np.divmod(cells, n)
+        counts = tuple(a.reshape(-1)[cells] for a in (anat.exact, anat.expanded.counts, anat.contained))
+        score = self._anatomy_score(row_of, counts, (anat.q_exact_n[q_of, 0], anat.q_exp_n[q_of, 0]))
+        flat[cells] += np.float32(0.5) * score
+        retrieval[anat.no_query] += np.float32(0.5) * self._no_anatomy_score()
+        cells = covered.cells
+        share = covered.counts.reshape(-1)[cells] / np.maximum(q_content_n[cells // n, 0], np.float32(1.0))
+        flat[cells] += np.float32(0.3) * share
+        retrieval[q_content_n[:, 0] == 0] += np.float32(0.5) * np.float32(0.3)
+        for code in np.unique(q_mod[q_mod > 0]).tolist():
+            retrieval[np.ix_(np.flatnonzero(q_mod == code), self._rows_of_modality(code))] += np.float32(0.4)
+        cells = name_hits.cells
+        before = flat[cells]
+        retrieval -= np.float32(0.03) * self.name_words_n  # 0.03 x extra name words, for rows without hits
+        extra = _extra_words(name_hits.counts.reshape(-1)[cells], self.name_words_n[cells % n])
+        flat[cells] = before - np.float32(0.03) * extra
+        if len(stated):
+            penalty = self._incompatible_penalty()  # = 0.6 x (rows of a dissimilar modality), per code
+            for i in stated.tolist():
+                retrieval[i] -= penalty[q_mod[i]]
+        return retrieval
+
+    def _rows_of_modality(self, code: int) -> np.ndarray:
+        """Rows of one modality code (memoised per index)."""
+        memo = self.__dict__.setdefault("_modality_rows", {})
+        rows = memo.get(code)
+        if rows is None:
+            rows = memo[code] = np.flatnonzero(self.modality == code)
+        return rows
 
     def _incompatible_penalty(self) -> np.ndarray:
         """(modality codes, N) float32: ``np.float32(0.6) * (similarity < 0.65)`` of every row's modality

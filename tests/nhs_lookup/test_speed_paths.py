@@ -269,3 +269,75 @@ def test_precomputed_modality_penalty_equals_the_per_batch_expression(sample_eng
         want = np.float32(0.6) * (sim[[code]][:, index.modality] < 0.65)
         assert np.array_equal(penalty[code], want[0])
     assert "_penalty" not in index.__getstate__()  # the memo stays out of the disk cache
+
+
+def _dense_retrieval(index, parsed, lex, sem):
+    """The retrieval score and anatomy feature as dense (B, N) expressions, term by term (the reference
+    for the sparse assembly in CatalogueIndex._retrieval)."""
+    from nhs_lookup.retrieval import ANCESTOR_ANATOMY, _counts, _expand, _ids
+    from nhs_lookup.scoring import MODALITIES
+    from nhs_lookup.vocab import default_vocabulary
+
+    def jaccard(inter, q_n, row_n):
+        return inter / np.maximum(q_n + row_n[None, :] - inter, np.float32(1.0))
+
+    q_exact = _ids([set(p.components.anatomy) for p in parsed], index.anatomy_vocab)
+    q_exp = _ids([_expand(p.components.anatomy, default_vocabulary()) for p in parsed], index.anatomy_vocab)
+    q_exact_n = np.array([[len(c)] for c in q_exact], dtype=np.float32)
+    q_exp_n = np.array([[len(c)] for c in q_exp], dtype=np.float32)
+    j_exact = jaccard(_counts(q_exact, index.anat_exact), q_exact_n, index.anat_exact_n)
+    j_exp = jaccard(_counts(q_exp, index.anat_exp), q_exp_n, index.anat_exp_n)
+    need = np.where(index.anat_exact_n > 0, index.anat_exact_n, np.inf).astype(np.float32)
+    contained = _counts(q_exp, index.anat_exact) >= need[None, :]
+    anat = np.float32(0.6) * j_exact + np.float32(0.4) * j_exp
+    anat = np.maximum(anat, contained * (np.float32(0.8 * ANCESTOR_ANATOMY) + np.float32(0.3) * j_exp))
+    anat[q_exact_n[:, 0] == 0, :] = np.where(index.anat_exact_n == 0, 0.8, 0.4)[None, :]
+    q_content = _ids([set(p.content) for p in parsed], index.word_vocab)
+    q_content_n = np.array([len(p.content) for p in parsed], dtype=np.float32)[:, None]
+    coverage = _counts(q_content, index.all_words) / np.maximum(q_content_n, np.float32(1.0))
+    coverage[q_content_n[:, 0] == 0] = np.float32(0.5)
+    extra = np.maximum(index.name_words_n[None, :] - _counts(q_content, index.name_words), np.float32(0))
+    q_mod = np.array([MODALITIES.get(p.components.modality, 0) for p in parsed], dtype=np.int8)
+    mod_eq = (index.modality[None, :] == q_mod[:, None]) & (q_mod[:, None] > 0)
+    retrieval = np.float32(0.45) * lex
+    for weight, feature in ((0.35, sem), (0.5, anat), (0.3, coverage), (0.4, mod_eq)):
+        retrieval = retrieval + feature * np.float32(weight)
+    retrieval = retrieval - extra * np.float32(0.03)
+    for i, p in enumerate(parsed):
+        if p.modality_source == "text":
+            retrieval[i] = retrieval[i] - index._incompatible_penalty()[q_mod[i]]
+    return retrieval, anat
+
+
+def test_sparse_retrieval_terms_equal_the_dense_expression(sample_engine):
+    """The retrieval score adds its sparse terms only at their overlap cells, and the candidates' anatomy
+    feature is computed from gathered counts: both bit for bit the dense expressions."""
+    from nhs_lookup.csr import dense_product
+    from nhs_lookup.retrieval import _ids, _overlap, _top_k
+    from nhs_lookup.scoring import MODALITIES
+
+    index = sample_engine.index
+    parsed = [sample_engine.parse(q) for q in _varied_queries()]
+    texts = [p.components.clean_text for p in parsed]
+    lex = dense_product(index.char_vectorizer.transform(texts), index.char_name)
+    sem = index.semantic.similarity(texts)
+    want, want_anat = _dense_retrieval(index, parsed, lex, sem)
+    assert (want_anat > 0).any() and (want_anat == 0).any()  # queries with and without anatomy overlaps
+    q_content = _ids([set(p.content) for p in parsed], index.word_vocab)
+    anat = index._anatomy_counts(parsed)
+    got = index._retrieval(
+        lex,
+        sem,
+        anat,
+        _overlap(q_content, index.all_words),
+        np.array([len(p.content) for p in parsed], dtype=np.float32)[:, None],
+        np.array([MODALITIES.get(p.components.modality, 0) for p in parsed], dtype=np.int8),
+        _overlap(q_content, index.name_words),
+        np.flatnonzero([p.modality_source == "text" for p in parsed]),
+    )
+    assert got.dtype == np.float32 and np.array_equal(got, want)
+    prepared = index.prepare_batch(parsed)
+    top = _top_k(want.copy(), len(prepared[0].idx))
+    assert np.array_equal(np.stack([p.idx for p in prepared]), top)
+    want_t = np.take_along_axis(want_anat, top, axis=1)
+    assert np.array_equal(np.stack([p.anatomy for p in prepared]), want_t)
