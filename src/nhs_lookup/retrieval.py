@@ -301,10 +301,10 @@ class CatalogueIndex:
         retrieval = self._retrieval(lex, sem, anat, covered, q_content_n, q_mod, name_hits, stated)
         top = _top_k(retrieval, min(top_k, self.n))
         # Every per-candidate feature, gathered for the whole batch at once.
-        flat_top = (top + (np.arange(len(parsed)) * self.n)[:, None]).ravel()
+        flat_top = top + (np.arange(len(parsed)) * self.n)[:, None]
 
         def gather(a: np.ndarray) -> np.ndarray:  # = np.take_along_axis(a, top, axis=1), as float32
-            return a.reshape(-1)[flat_top].reshape(top.shape).astype(np.float32, copy=False)
+            return a.reshape(-1)[flat_top].astype(np.float32, copy=False)
 
         lex_t, sem_t = gather(lex), gather(sem)
         counts_t = (gather(anat.exact), gather(anat.expanded.counts), gather(anat.contained))
@@ -493,6 +493,7 @@ class CatalogueIndex:
                     q_modality_only=p.modality_only,
                     cand_has_anatomy=cand[6][qi],
                     q_identity_technique=bool(IDENTITY_TECHNIQUES & set(c.technique)),
+                    batch_row=qi,
                 )
             )
         return out

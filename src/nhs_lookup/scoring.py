@@ -63,6 +63,9 @@ class PreparedQuery:
     q_modality_only: bool = False  # the name states nothing beyond a modality
     cand_has_anatomy: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     q_identity_technique: bool = False  # the name states a technique that defines the study (angiography...)
+    # Row of this query in the (B, k) arrays its per-candidate fields are views of (-1: none); lets
+    # score_many gather a batch's fields with one index instead of stacking them query by query.
+    batch_row: int = field(default=-1, repr=False, compare=False)
 
 
 @dataclass
@@ -271,6 +274,12 @@ def _stack(ps: list[PreparedQuery], name: str, k: int, dtype: type) -> np.ndarra
     """(B, k) array of a per-candidate field, in the queries' own dtype (an empty optional field reads
     as zeros of *dtype*, as score() reads it)."""
     arrays = [getattr(p, name) for p in ps]
+    base = arrays[0].base
+    full_rows = base is not None and base.ndim == 2 and base.shape[1] == len(arrays[0]) >= k
+    if full_rows and all(a.base is base for a in arrays):
+        rows = [p.batch_row for p in ps]
+        if min(rows) >= 0:  # each query's field is row batch_row of one (B, k) array: the same values
+            return base[rows, :k]
     dtypes = {a.dtype for a in arrays if len(a)}
     if len(dtypes) > 1:
         raise _MixedDtypes(name)

@@ -250,7 +250,7 @@ def test_prepared_features_do_not_depend_on_the_batch_size(sample_engine):
     for size in (1, 5, 64):
         got = sample_engine.prepare_many(queries, batch_size=size)
         for a, b in zip(want, got, strict=True):
-            for f in fields(a):
+            for f in (f for f in fields(a) if f.compare):  # not batch_row: where it sits in its batch
                 x, y = getattr(a, f.name), getattr(b, f.name)
                 if isinstance(x, np.ndarray):
                     assert x.dtype == y.dtype and np.array_equal(x, y), (size, f.name)
@@ -341,3 +341,28 @@ def test_sparse_retrieval_terms_equal_the_dense_expression(sample_engine):
     assert np.array_equal(np.stack([p.idx for p in prepared]), top)
     want_t = np.take_along_axis(want_anat, top, axis=1)
     assert np.array_equal(np.stack([p.anatomy for p in prepared]), want_t)
+
+
+def test_batch_scoring_gathers_batch_rows_only_while_the_fields_are_those_rows(sample_engine):
+    """score_many reads a batch's fields with one index when every query's arrays are rows of the arrays
+    prepare_batch built; a field replaced since (or a query unpickled) is read from the query itself."""
+    import pickle
+    from dataclasses import replace
+
+    from nhs_lookup import scoring
+
+    cfg = sample_engine.config.scoring
+    prepared = sample_engine.prepare_many(_varied_queries()[:60])
+    k = len(prepared[0].idx)
+    with pytest.MonkeyPatch.context() as mp:  # the fast path does not stack query by query
+        mp.setattr(scoring.np, "stack", None)
+        assert scoring._stack(prepared, "lexical", k, np.float32).shape == (len(prepared), k)
+    changed = list(prepared)
+    changed[3] = replace(prepared[3], lexical=np.zeros_like(prepared[3].lexical))
+    copies = pickle.loads(pickle.dumps(prepared))
+    assert copies[0].lexical.base is None
+    for ps in (changed, copies):
+        for p, got in zip(ps, scoring.score_many(ps, cfg), strict=True):
+            want = scoring.score(p, cfg)
+            assert np.array_equal(want.scores, got.scores) and np.array_equal(want.order, got.order)
+    assert not np.array_equal(scoring.score(changed[3], cfg).scores, scoring.score(prepared[3], cfg).scores)
