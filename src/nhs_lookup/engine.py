@@ -245,9 +245,10 @@ class LookupEngine:
         query: ExamQuery | None,
     ) -> LookupResult:
         cfg = self.config
-        positions = np.arange(len(rows)) if keep is None else np.flatnonzero(keep)
         n_alt = max(int(cfg.top_k_results), 1)
-        cands = self._candidates(ranked, rows, positions[:n_alt])
+        # The first n_alt positions, kept ones only when some are excluded (a slice reads them faster).
+        positions = slice(0, n_alt) if keep is None else np.flatnonzero(keep)[:n_alt]
+        cands = self._candidates(ranked, rows, positions)
         q = query or ExamQuery(exam_name=p.components.clean_text)
         comps = p.components
         if not cands:
@@ -257,7 +258,8 @@ class LookupEngine:
         top = cands[0].score
         second = cands[1].score if len(cands) > 1 else 0.0
         margin = top - second
-        hard = float(ranked.hard[positions[0]])
+        first = 0 if keep is None else int(positions[0])
+        hard = float(ranked.hard[first])
         rich = getattr(self.calibrator, "result_confidence", None)  # a model on more than the raw score
         if rich is not None:
             confidence = float(rich(p, cands, hard, q, self.lexicon))
@@ -273,7 +275,7 @@ class LookupEngine:
         elif p.q_modality_only:
             # "CT", "MRI", "+++": only the modality's generic row (if any) fits, and a person should check.
             review = "modality_only"
-            if hard > 0 or not self._is_generic_row(int(rows[positions[0]])):
+            if hard > 0 or not self._is_generic_row(int(rows[first])):
                 reason = "not_in_catalogue"
             confidence = min(confidence, MODALITY_ONLY_CONFIDENCE)
         elif hard > 0:
@@ -297,27 +299,28 @@ class LookupEngine:
             review_reason=review,
         )
 
-    def _candidates(self, ranked: RankOutput, rows: np.ndarray, positions: np.ndarray) -> list[Candidate]:
+    def _candidates(
+        self, ranked: RankOutput, rows: np.ndarray, positions: slice | np.ndarray
+    ) -> list[Candidate]:
         """Candidate records of the kept positions (plain Python floats of the same values)."""
         entries = self.catalogue.entries
-        comp = [(k, v[positions].tolist()) for k, v in ranked.component.items()]
-        hard = (ranked.hard[positions] > 0).tolist()
+        names = tuple(ranked.component)
+        per_row = zip(*(v[positions].tolist() for v in ranked.component.values()), strict=True)
         return [
             Candidate(
                 entry=entries[row],
                 score=sc,
-                component_scores={k: v[j] for k, v in comp},
+                component_scores=dict(zip(names, comp, strict=True)),
                 semantic_score=sem,
-                notes=(HARD_NOTE,) if h else (),
+                notes=(HARD_NOTE,) if h > 0 else (),
             )
-            for j, (row, sc, sem, h) in enumerate(
-                zip(
-                    rows[positions].tolist(),
-                    ranked.scores[positions].tolist(),
-                    ranked.semantic[positions].tolist(),
-                    hard,
-                    strict=True,
-                )
+            for row, sc, sem, h, comp in zip(
+                rows[positions].tolist(),
+                ranked.scores[positions].tolist(),
+                ranked.semantic[positions].tolist(),
+                ranked.hard[positions].tolist(),
+                per_row,
+                strict=True,
             )
         ]
 
