@@ -163,16 +163,22 @@ def cheap_features(
 ) -> list[float] | None:
     """*names* computed directly when they are among :data:`DEFAULT_INPUTS` (the default model: a few
     microseconds per answer); None otherwise (use :func:`result_features`)."""
-    if not set(names) <= set(DEFAULT_INPUTS):
+    if not _CHEAP.issuperset(names):
         return None
     top = cands[0]
     margin = top.score - (cands[1].score if len(cands) > 1 else 0.0)
-    values = {
-        "raw_logit": lambda: _logit(raw_confidence(top.score, margin, min(float(hard), 1.0))),
-        "review_flag": lambda: float(review_flag(margin, p, top.component_scores)),
-        "unresolved": lambda: float(unresolved(p, cands)),
-    }
-    return [values[n]() for n in names]
+    out = []
+    for name in names:
+        if name == "raw_logit":
+            out.append(_logit(raw_confidence(top.score, margin, min(float(hard), 1.0))))
+        elif name == "review_flag":
+            out.append(float(review_flag(margin, p, top.component_scores)))
+        else:
+            out.append(float(unresolved(p, cands)))
+    return out
+
+
+_CHEAP = frozenset(DEFAULT_INPUTS)
 
 
 def result_features(
