@@ -11,26 +11,56 @@ import re
 from collections.abc import Collection, Mapping
 from functools import lru_cache
 
+from nhs_lookup.regex_guard import Guard, literal_guard
 from nhs_lookup.vocab import Vocabulary, default_vocabulary
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 _CARET_CODE = re.compile(r"^\s*[a-z0-9_.\-]*\^")
 
 
+# id(pattern list) -> (the list, kept so its id is never reused; its length; (pattern, repl, guard)s)
+_GUARDED: dict[int, tuple[list, int, tuple[tuple[re.Pattern[str], str, Guard], ...]]] = {}
+
+
+def _guarded(patterns: list, noise: bool) -> tuple[tuple[re.Pattern[str], str, Guard], ...]:
+    """*patterns* (noise patterns, or (pattern, replacement) symbol rewrites) with their literal
+    guards, computed once per list (vocabulary pattern lists are not mutated after loading)."""
+    hit = _GUARDED.get(id(patterns))
+    if hit is None or hit[0] is not patterns or hit[1] != len(patterns):
+        pairs = [(p, " ") for p in patterns] if noise else patterns
+        hit = (patterns, len(patterns), tuple((p, r, literal_guard(p)) for p, r in pairs))
+        _GUARDED[id(patterns)] = hit
+    return hit[2]
+
+
+def _apply(text: str, guarded: tuple[tuple[re.Pattern[str], str, Guard], ...]) -> str:
+    """``pattern.sub(repl, text)`` in order, skipping patterns whose guard rules a match out."""
+    for pattern, repl, guard in guarded:
+        if guard is not None:
+            if type(guard) is str:
+                if guard not in text:
+                    continue
+            else:
+                for s in guard:  # a loop, not any(<generator>): this runs ~40 times per name
+                    if s in text:
+                        break
+                else:
+                    continue
+        text = pattern.sub(repl, text)
+    return text
+
+
 def strip_noise(text: str, vocab: Vocabulary | None = None) -> str:
     """Lower-case, drop a leading "CODE^" and administrative noise; keep everything else."""
     vocab = vocab or default_vocabulary()
     t = text.lower()
-    t = _CARET_CODE.sub(" ", t)
-    for pattern in vocab.noise:
-        t = pattern.sub(" ", t)
-    return t
+    if "^" in t:  # _CARET_CODE needs one
+        t = _CARET_CODE.sub(" ", t)
+    return _apply(t, _guarded(vocab.noise, True))
 
 
 def apply_symbols(text: str, vocab: Vocabulary) -> str:
-    for pattern, repl in vocab.symbols:
-        text = pattern.sub(repl, text)
-    return text
+    return _apply(text, _guarded(vocab.symbols, False))
 
 
 def _phrase_index(vocab: Vocabulary) -> tuple[dict[str, list[tuple[tuple[str, ...], str]]], int]:
@@ -92,7 +122,8 @@ def correct_typos(tokens: list[str], lexicon: Collection[str], cutoff: float = 8
         if len(tok) >= 5 and tok.isalpha() and tok not in lexicon:
             fixed = cache.get(tok)
             if fixed is None:
-                hit = process.extractOne(tok, lexicon, scorer=fuzz.ratio, score_cutoff=cutoff)
+                choices = _length_choices(lexicon, len(tok), cutoff) if key is not None else lexicon
+                hit = process.extractOne(tok, choices, scorer=fuzz.ratio, score_cutoff=cutoff)
                 fixed = cache[tok] = hit[0] if hit is not None else tok
             tok = fixed
         out.append(tok)
@@ -101,6 +132,46 @@ def correct_typos(tokens: list[str], lexicon: Collection[str], cutoff: float = 8
 
 # (lexicon hash, size, cutoff) -> token -> correction
 _TYPO_CACHE: dict[tuple[int, int, float], dict[str, str]] = {}
+
+
+class _LexiconChoices:
+    """A lexicon's words in its iteration order, and per (token length, cutoff) the words that can
+    reach the cutoff (see :func:`_length_choices`)."""
+
+    def __init__(self, lexicon: frozenset[str]) -> None:
+        self.lexicon = lexicon  # the last lexicon object seen with this content and order
+        self.order = list(lexicon)
+        self.lengths = [len(w) for w in self.order]
+        self.by_length: dict[tuple[int, float], list[str]] = {}
+
+
+# (lexicon hash, size) -> its candidate lists; survives an equal lexicon rebuilt in the same order
+_CHOICES: dict[tuple[int, int], _LexiconChoices] = {}
+
+
+def _length_choices(lexicon: frozenset[str], n: int, cutoff: float) -> list[str]:
+    """The words of *lexicon* that can score ``fuzz.ratio >= cutoff`` against an *n*-letter token, in
+    the lexicon's own iteration order. ratio = 100 * (1 - indel / (n + m)) and indel >= |n - m|, so
+    ratio <= 200 * min(n, m) / (n + m): much longer or shorter words cannot reach the cutoff.
+    extractOne keeps the first best-scoring choice and the kept words keep their relative order, so
+    its answer is the one over the whole lexicon. Built once per lexicon content and token length (an
+    equal lexicon object is reused only when it iterates in the same order)."""
+    key = (hash(lexicon), len(lexicon))
+    hit = _CHOICES.get(key)
+    if hit is None or hit.lexicon is not lexicon:
+        if hit is None or hit.order != list(lexicon):
+            if len(_CHOICES) > 8:
+                _CHOICES.clear()
+            hit = _CHOICES[key] = _LexiconChoices(lexicon)
+        hit.lexicon = lexicon
+    words = hit.by_length.get((n, cutoff))
+    if words is None:
+        bound = cutoff - 0.5  # a margin for float rounding: extra words never change the answer
+        ok = {m for m in set(hit.lengths) if 200.0 * min(n, m) / (n + m) >= bound}
+        words = hit.by_length[(n, cutoff)] = [
+            w for w, m in zip(hit.order, hit.lengths, strict=True) if m in ok
+        ]
+    return words
 
 
 def tokenize(text: str) -> list[str]:

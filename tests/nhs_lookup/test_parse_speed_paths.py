@@ -1,0 +1,150 @@
+"""The parser's fast paths give the same answers as the straightforward ones: literal guards never skip
+a pattern that would match, and the length-filtered typo candidates give extractOne's answer."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import pytest
+from rapidfuzz import fuzz, process
+
+from nhs_lookup import normalize
+from nhs_lookup.cases import load_cases
+from nhs_lookup.regex_guard import literal_guard, may_match
+from nhs_lookup.vocab import DATA_DIR, default_vocabulary
+
+SUFFIXES = ("", " C+", " c -", " w/wo", " (Y)", " - Horizon", " at SRG", " 2nd", " T.V.", " L/S", " & ")
+
+
+def _names() -> list[str]:
+    """Bundled sample exam names (with symbol-laden suffixes) and catalogue names."""
+    cases, _ = load_cases(DATA_DIR / "sample_cases.json")
+    rows = json.loads((DATA_DIR / "sample_catalogue.json").read_text())
+    out = [c.query.exam_name + s for c in cases for s in SUFFIXES]
+    for r in rows:
+        if isinstance(r, dict):
+            out += [str(r[k]) for k in ("primary_source_name", "snomed_fsn") if r.get(k)]
+    return out
+
+
+def _texts() -> list[str]:
+    """Every text a vocabulary pattern sees while the sample names are normalised."""
+    vocab = default_vocabulary()
+    out = []
+    for name in _names():
+        t = normalize._CARET_CODE.sub(" ", name.lower())
+        for p in vocab.noise:
+            out.append(t)
+            t = p.sub(" ", t)
+        for p, repl in vocab.symbols:
+            out.append(t)
+            t = p.sub(repl, t)
+    return out
+
+
+def test_vocabulary_guards_never_skip_a_matching_pattern():
+    vocab = default_vocabulary()
+    patterns = [*vocab.noise, *(p for p, _ in vocab.symbols), normalize._CARET_CODE]
+    texts = _texts()
+    matched = 0
+    for p in patterns:
+        guard = literal_guard(p)
+        for t in texts:
+            if p.search(t):
+                matched += 1
+                assert may_match(guard, t), (p.pattern, t)
+    assert matched > 200  # the check saw real matches
+    assert sum(literal_guard(p) is not None for p in patterns) >= len(patterns) - 2  # and real guards
+
+
+def test_guarded_normalisation_equals_plain_substitution():
+    vocab = default_vocabulary()
+    for name in _names():
+        t = normalize._CARET_CODE.sub(" ", name.lower())
+        for p in vocab.noise:
+            t = p.sub(" ", t)
+        assert normalize.strip_noise(name, vocab) == t
+        stripped = t
+        for p, repl in vocab.symbols:
+            t = p.sub(repl, t)
+        assert normalize.apply_symbols(stripped, vocab) == t
+
+
+@pytest.mark.parametrize(
+    ("pattern", "guard"),
+    [
+        (r"\bno\s*report\b", "report"),
+        (r"a?bc", "bc"),
+        (r"(ab|cd)+e?", ("ab", "cd")),
+        (r"[xy]z*", ("x", "y")),
+        (r"\d+", None),  # no literal
+        (r"(?i)report", None),  # case-insensitive: no guard
+        (r"(?i:ab)c", "c"),
+        (r"a*|b", None),  # one branch needs nothing
+        (r"x{0,3}", None),
+        (r"[^a]b", "b"),
+    ],
+)
+def test_literal_guard_of_hand_written_patterns(pattern, guard):
+    assert literal_guard(re.compile(pattern)) == guard
+
+
+def test_literal_guards_are_sound_on_random_text():
+    patterns = [
+        r"\bc\s*\+\s*/\s*-|\+\s*/\s*-\s*c\b",
+        r"(\s-\s*|\bat\s+)(ascot|mercy)(\s+radiology)?\s*$",
+        r"\b([ctls])[\s-]spine\b",
+        r"(?<![a-z])-\s*c\b",
+        r"\bt\s*\.?\s*v\s*\.?\b(?=\s|$)",
+        r"(ab)+(c|d)",
+        r"(?:x|yz){2}q",
+    ]
+    rng = random.Random(7)
+    alphabet = "abcdlstvxyzqmer+-/. "
+    for pattern in map(re.compile, patterns):
+        guard = literal_guard(pattern)
+        assert guard is not None
+        for _ in range(3000):
+            t = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+            if pattern.search(t):
+                assert may_match(guard, t), (pattern.pattern, t)
+
+
+def _typos(words: list[str], rng: random.Random) -> list[str]:
+    out = []
+    for w in words:
+        i = rng.randrange(len(w))
+        out += [w[:i] + w[i + 1 :], w[:i] + rng.choice("aeiourst") + w[i:], w[:i] + "x" + w[i + 1 :], w + "s"]
+    return out
+
+
+def test_length_filtered_typo_candidates_give_extract_ones_answer():
+    rows = json.loads((DATA_DIR / "sample_catalogue.json").read_text())
+    words = {w for r in rows if isinstance(r, dict) for w in re.findall(r"[a-z]+", str(r).lower())}
+    lexicon = frozenset(w for w in words if len(w) >= 3)
+    rng = random.Random(11)
+    tokens = _typos(sorted(w for w in lexicon if len(w) >= 5), rng) + ["abdomn", "pelvsi", "zzzzzz"]
+    found = 0
+    for cutoff in (88.0, 80.0, 70.0):
+        for tok in tokens:
+            full = process.extractOne(tok, lexicon, scorer=fuzz.ratio, score_cutoff=cutoff)
+            fast = process.extractOne(
+                tok,
+                normalize._length_choices(lexicon, len(tok), cutoff),
+                scorer=fuzz.ratio,
+                score_cutoff=cutoff,
+            )
+            assert (full and full[:2]) == (fast and fast[:2]), tok
+            found += full is not None
+    assert found > 100
+
+
+def test_typo_candidates_follow_an_equal_lexicon_in_its_own_order():
+    words = [f"{a}{b}word" for a in "abcdefgh" for b in "ijklmnop"]
+    lex1 = frozenset(words)
+    lex2 = frozenset(reversed(words))  # equal, perhaps iterating differently
+    assert normalize._length_choices(lex1, 6, 88.0) == [w for w in lex1]
+    assert normalize._length_choices(lex2, 6, 88.0) == [w for w in lex2]
+    assert normalize._length_choices(lex1, 20, 88.0) == []  # 6-letter words cannot reach 88 against 20
