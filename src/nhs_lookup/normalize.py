@@ -178,15 +178,43 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+# first word -> (length, words, value) of each phrase of a map, longest first
+PhraseIndex = dict[str, list[tuple[int, tuple[str, ...], str]]]
+# id(phrase map) -> (the map, kept so its id is never reused; its size; its index)
+_INDEXES: dict[int, tuple[Mapping[str, str], int, PhraseIndex]] = {}
+
+
+def phrase_index(phrases: Mapping[str, str]) -> PhraseIndex:
+    """Index of a phrase map for matching at a token without joining token slices: a key matches
+    tokens[i:i+k] exactly when ``" ".join(tokens[i:i+k]) == key``, i.e. when ``key.split(" ")``
+    equals the slice (tokens are non-empty and hold no whitespace). Built once per map; a rebuilt map
+    with equal content (a vocabulary extended again with the same terms) reuses the index."""
+    hit = _INDEXES.get(id(phrases))
+    if hit is not None and hit[0] is phrases and hit[1] == len(phrases):
+        return hit[2]
+    index = next((h[2] for h in _INDEXES.values() if h[1] == len(phrases) and h[0] == phrases), None)
+    if index is None:
+        index = {}
+        for key, value in phrases.items():
+            words = tuple(key.split(" "))
+            index.setdefault(words[0], []).append((len(words), words, value))
+        for entries in index.values():
+            entries.sort(key=lambda e: -e[0])  # one phrase per length and first word: order is free
+    if len(_INDEXES) > 64:
+        _INDEXES.clear()
+    _INDEXES[id(phrases)] = (phrases, len(phrases), index)
+    return index
+
+
 def rewrite_exact(tokens: list[str], phrases: Mapping[str, str], max_len: int = 3) -> list[str]:
     """Replace phrases of a small mapping (longest first, left to right); used for the
     modality-conditioned abbreviations, applied before the general ones."""
+    index = phrase_index(phrases)
     out: list[str] = []
     i, n = 0, len(tokens)
     while i < n:
-        for k in range(min(max_len, n - i), 0, -1):
-            value = phrases.get(" ".join(tokens[i : i + k]))
-            if value is not None:
+        for k, words, value in index.get(tokens[i], ()):
+            if k <= max_len and (k == 1 or tuple(tokens[i : i + k]) == words):
                 out.extend(value.split())
                 i += k
                 break

@@ -148,3 +148,79 @@ def test_typo_candidates_follow_an_equal_lexicon_in_its_own_order():
     assert normalize._length_choices(lex1, 6, 88.0) == [w for w in lex1]
     assert normalize._length_choices(lex2, 6, 88.0) == [w for w in lex2]
     assert normalize._length_choices(lex1, 20, 88.0) == []  # 6-letter words cannot reach 88 against 20
+
+
+def _find_phrases_reference(tokens, phrases, max_len=4):
+    """The straightforward matcher: join token slices, longest first."""
+    hits, i, n = [], 0, len(tokens)
+    longest = max((len(p.split()) for p in phrases), default=1)
+    while i < n:
+        for k in range(min(max_len, longest, n - i), 0, -1):
+            key = " ".join(tokens[i : i + k])
+            if key in phrases:
+                hits.append((i, i + k, phrases[key]))
+                i += k
+                break
+        else:
+            i += 1
+    return hits
+
+
+def _token_lists() -> list[list[str]]:
+    vocab = default_vocabulary()
+    out = []
+    for name in _names():
+        raw = normalize.tokenize(normalize.apply_symbols(normalize.strip_noise(name, vocab), vocab))
+        out += [raw, normalize.normalize_tokens(name, vocab)]
+    return out
+
+
+def test_indexed_phrase_matching_equals_joining_token_slices():
+    from nhs_lookup import components
+
+    vocab = default_vocabulary()
+    maps = [
+        vocab.modality_strong,
+        vocab.modality_hints,
+        vocab.techniques,
+        vocab.actions,
+        vocab.indications,
+        vocab.phrases,
+        *components._vocab_maps(vocab),
+        *vocab.modality_phrases.values(),
+    ]
+    found = 0
+    for tokens in _token_lists():
+        for phrases in maps:
+            for max_len in (1, 3, 4):
+                hits = components._find_phrases(tokens, phrases, max_len)
+                assert hits == _find_phrases_reference(tokens, phrases, max_len), (tokens, max_len)
+                found += len(hits)
+            modality = normalize.rewrite_exact(tokens, phrases)
+            ref, pos = [], 0
+            for start, end, value in _find_phrases_reference(tokens, phrases, 3):
+                ref += [*tokens[pos:start], *value.split()]
+                pos = end
+            assert modality == ref + tokens[pos:]
+    assert found > 1000
+
+
+def test_an_equal_phrase_map_reuses_the_index_and_a_changed_one_does_not():
+    a = {"left knee": "knee", "knee": "knee"}
+    b = dict(a)
+    assert normalize.phrase_index(a) is normalize.phrase_index(b)
+    c = {**a, "right knee": "knee"}
+    assert "right" in normalize.phrase_index(c) and "right" not in normalize.phrase_index(a)
+
+
+def test_plural_laterality_equals_the_substring_search():
+    from nhs_lookup import components
+
+    vocab = default_vocabulary()
+    implied = 0
+    for raw in [*_token_lists(), ["sacro", "iliac", "joints"], ["tm", "joints"], ["knees"]]:
+        text = f" {' '.join(raw)} "
+        want = ("bilateral", True) if any(f" {p} " in text for p in vocab.plural_bilateral) else (None, False)
+        assert components._laterality([], raw, vocab) == want, raw
+        implied += want[1]
+    assert implied >= 3
