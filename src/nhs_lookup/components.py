@@ -97,6 +97,8 @@ def _find_phrases(tokens: list[str], phrases: dict[str, str], max_len: int = 4) 
     """Longest-first, non-overlapping phrase hits: (start, end, value)."""
     index = phrase_index(phrases)
     hits: list[tuple[int, int, str]] = []
+    if index.keys().isdisjoint(tokens):  # no token starts a phrase (the common case)
+        return hits
     i = 0
     n = len(tokens)
     while i < n:

@@ -85,7 +85,11 @@ def rewrite_phrases(tokens: list[str], vocab: Vocabulary) -> list[str]:
     """Replace known phrases (longest first, left to right) by their canonical form."""
     hit = _PHRASE_CACHE.get(id(vocab))
     if hit is None or hit[0] is not vocab:
-        hit = _PHRASE_CACHE[id(vocab)] = (vocab, _phrase_index(vocab))
+        # a vocabulary extended again with the same terms has an equal phrase map: reuse its index
+        same = next((h[1] for h in _PHRASE_CACHE.values() if h[0].phrases == vocab.phrases), None)
+        if len(_PHRASE_CACHE) > 32:
+            _PHRASE_CACHE.clear()
+        hit = _PHRASE_CACHE[id(vocab)] = (vocab, same or _phrase_index(vocab))
     index, _ = hit[1]
     out: list[str] = []
     i = 0

@@ -224,3 +224,25 @@ def test_plural_laterality_equals_the_substring_search():
         assert components._laterality([], raw, vocab) == want, raw
         implied += want[1]
     assert implied >= 3
+
+
+@pytest.mark.parametrize(
+    "code", ["CT", "ct", "C.T.", "MR ", "us-", "XR1", "DX", "Nm", "ß", "é", "", "PET/CT", "ZZ"]
+)
+def test_modality_of_code_fast_path_equals_the_regex(code):
+    vocab = default_vocabulary()
+    want = vocab.ris_codes.get(re.sub(r"[^A-Z0-9]", "", code.upper())) if code else None
+    assert vocab.modality_of_code(code) == want
+
+
+def test_rewrite_phrases_with_a_re_extended_vocabulary_equals_a_fresh_index():
+    base = default_vocabulary()
+    one, two = base.extended({"zzq knee": "knee"}), base.extended({"zzq knee": "knee"})
+    other = base.extended({"zzq": "hip"})
+    tokens = ["us", "zzq", "knee", "and", "zzq"]
+    assert (
+        normalize.rewrite_phrases(tokens, one)
+        == normalize.rewrite_phrases(tokens, two)
+        == ["us", "knee", "and", "zzq"]
+    )
+    assert normalize.rewrite_phrases(tokens, other) == ["us", "hip", "knee", "and", "hip"]
