@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 from functools import lru_cache
 
 from nhs_lookup.regex_guard import Guard, literal_guard
+from nhs_lookup.typo_candidates import typo_candidates
 from nhs_lookup.vocab import Vocabulary, default_vocabulary
 
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -126,7 +127,7 @@ def correct_typos(tokens: list[str], lexicon: Collection[str], cutoff: float = 8
         if len(tok) >= 5 and tok.isalpha() and tok not in lexicon:
             fixed = cache.get(tok)
             if fixed is None:
-                choices = _length_choices(lexicon, len(tok), cutoff) if key is not None else lexicon
+                choices = typo_candidates(lexicon, tok, cutoff) if key is not None else lexicon
                 hit = process.extractOne(tok, choices, scorer=fuzz.ratio, score_cutoff=cutoff)
                 fixed = cache[tok] = hit[0] if hit is not None else tok
             tok = fixed
@@ -136,46 +137,6 @@ def correct_typos(tokens: list[str], lexicon: Collection[str], cutoff: float = 8
 
 # (lexicon hash, size, cutoff) -> token -> correction
 _TYPO_CACHE: dict[tuple[int, int, float], dict[str, str]] = {}
-
-
-class _LexiconChoices:
-    """A lexicon's words in its iteration order, and per (token length, cutoff) the words that can
-    reach the cutoff (see :func:`_length_choices`)."""
-
-    def __init__(self, lexicon: frozenset[str]) -> None:
-        self.lexicon = lexicon  # the last lexicon object seen with this content and order
-        self.order = list(lexicon)
-        self.lengths = [len(w) for w in self.order]
-        self.by_length: dict[tuple[int, float], list[str]] = {}
-
-
-# (lexicon hash, size) -> its candidate lists; survives an equal lexicon rebuilt in the same order
-_CHOICES: dict[tuple[int, int], _LexiconChoices] = {}
-
-
-def _length_choices(lexicon: frozenset[str], n: int, cutoff: float) -> list[str]:
-    """The words of *lexicon* that can score ``fuzz.ratio >= cutoff`` against an *n*-letter token, in
-    the lexicon's own iteration order. ratio = 100 * (1 - indel / (n + m)) and indel >= |n - m|, so
-    ratio <= 200 * min(n, m) / (n + m): much longer or shorter words cannot reach the cutoff.
-    extractOne keeps the first best-scoring choice and the kept words keep their relative order, so
-    its answer is the one over the whole lexicon. Built once per lexicon content and token length (an
-    equal lexicon object is reused only when it iterates in the same order)."""
-    key = (hash(lexicon), len(lexicon))
-    hit = _CHOICES.get(key)
-    if hit is None or hit.lexicon is not lexicon:
-        if hit is None or hit.order != list(lexicon):
-            if len(_CHOICES) > 8:
-                _CHOICES.clear()
-            hit = _CHOICES[key] = _LexiconChoices(lexicon)
-        hit.lexicon = lexicon
-    words = hit.by_length.get((n, cutoff))
-    if words is None:
-        bound = cutoff - 0.5  # a margin for float rounding: extra words never change the answer
-        ok = {m for m in set(hit.lengths) if 200.0 * min(n, m) / (n + m) >= bound}
-        words = hit.by_length[(n, cutoff)] = [
-            w for w, m in zip(hit.order, hit.lengths, strict=True) if m in ok
-        ]
-    return words
 
 
 def tokenize(text: str) -> list[str]:

@@ -13,6 +13,7 @@ from rapidfuzz import fuzz, process
 from nhs_lookup import normalize
 from nhs_lookup.cases import load_cases
 from nhs_lookup.regex_guard import literal_guard, may_match
+from nhs_lookup.typo_candidates import length_choices, typo_candidates
 from nhs_lookup.vocab import DATA_DIR, default_vocabulary
 
 SUFFIXES = ("", " C+", " c -", " w/wo", " (Y)", " - Horizon", " at SRG", " 2nd", " T.V.", " L/S", " & ")
@@ -132,7 +133,7 @@ def test_length_filtered_typo_candidates_give_extract_ones_answer():
             full = process.extractOne(tok, lexicon, scorer=fuzz.ratio, score_cutoff=cutoff)
             fast = process.extractOne(
                 tok,
-                normalize._length_choices(lexicon, len(tok), cutoff),
+                typo_candidates(lexicon, tok, cutoff),
                 scorer=fuzz.ratio,
                 score_cutoff=cutoff,
             )
@@ -145,9 +146,9 @@ def test_typo_candidates_follow_an_equal_lexicon_in_its_own_order():
     words = [f"{a}{b}word" for a in "abcdefgh" for b in "ijklmnop"]
     lex1 = frozenset(words)
     lex2 = frozenset(reversed(words))  # equal, perhaps iterating differently
-    assert normalize._length_choices(lex1, 6, 88.0) == [w for w in lex1]
-    assert normalize._length_choices(lex2, 6, 88.0) == [w for w in lex2]
-    assert normalize._length_choices(lex1, 20, 88.0) == []  # 6-letter words cannot reach 88 against 20
+    assert length_choices(lex1, 6, 88.0) == [w for w in lex1]
+    assert length_choices(lex2, 6, 88.0) == [w for w in lex2]
+    assert length_choices(lex1, 20, 88.0) == []  # 6-letter words cannot reach 88 against 20
 
 
 def _find_phrases_reference(tokens, phrases, max_len=4):
@@ -246,3 +247,26 @@ def test_rewrite_phrases_with_a_re_extended_vocabulary_equals_a_fresh_index():
         == ["us", "knee", "and", "zzq"]
     )
     assert normalize.rewrite_phrases(tokens, other) == ["us", "hip", "knee", "and", "hip"]
+
+
+def test_typo_candidates_with_non_ascii_words_and_unseen_letters():
+    lexicon = frozenset(
+        ["oesophagus", "œsophagus", "façade", "naïve", "naive", "kidneys", "ab", "", "zzzzzq"]
+    )
+    for tok in [
+        "oesophagas",
+        "œsophagos",
+        "facade",
+        "naïvé",
+        "naiive",
+        "kidnyes",
+        "qqqqq",
+        "zzzzz",
+        "éééééé",
+    ]:
+        for cutoff in (88.0, 60.0, 0.0):
+            full = process.extractOne(tok, lexicon, scorer=fuzz.ratio, score_cutoff=cutoff)
+            fast = process.extractOne(
+                tok, typo_candidates(lexicon, tok, cutoff), scorer=fuzz.ratio, score_cutoff=cutoff
+            )
+            assert (full and full[:2]) == (fast and fast[:2]), (tok, cutoff)
