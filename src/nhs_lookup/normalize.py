@@ -115,8 +115,6 @@ def rewrite_phrases(tokens: list[str], vocab: Vocabulary) -> list[str]:
 
 def correct_typos(tokens: list[str], lexicon: Collection[str], cutoff: float = 88.0) -> list[str]:
     """Replace tokens absent from *lexicon* by their closest lexicon word (strict cutoff, >= 5 letters)."""
-    from rapidfuzz import fuzz, process
-
     # frozensets cache their hash, so the key costs nothing after the first call
     key = (hash(lexicon), len(lexicon), cutoff) if isinstance(lexicon, frozenset) else None
     cache = _TYPO_CACHE.setdefault(key, {}) if key is not None else {}
@@ -127,6 +125,8 @@ def correct_typos(tokens: list[str], lexicon: Collection[str], cutoff: float = 8
         if len(tok) >= 5 and tok.isalpha() and tok not in lexicon:
             fixed = cache.get(tok)
             if fixed is None:
+                from rapidfuzz import fuzz, process  # imported when first needed (start-up time)
+
                 choices = typo_candidates(lexicon, tok, cutoff) if key is not None else lexicon
                 hit = process.extractOne(tok, choices, scorer=fuzz.ratio, score_cutoff=cutoff)
                 fixed = cache[tok] = hit[0] if hit is not None else tok
