@@ -10,13 +10,17 @@ and ``pattern.sub`` would return the text unchanged, so it is skipped. Patterns 
 from __future__ import annotations
 
 import re
-from re import _constants as _c  # type: ignore[attr-defined]
-from re import _parser as _p  # type: ignore[attr-defined]
+
+try:  # CPython's own regex parser (``sre_parse`` before 3.11); without it no pattern gets a guard
+    from re import _constants as _c  # type: ignore[attr-defined]
+    from re import _parser as _p  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - other Python implementations
+    _c = _p = None
 
 # A guard: None (always run), one string, or a tuple of strings (run when any occurs in the text).
 Guard = str | tuple[str, ...] | None
 
-_REPEATS = {_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", _c.MAX_REPEAT)}
+_REPEATS = {getattr(_c, name, None) for name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")} - {None}
 
 
 def _strength(need: frozenset[str]) -> tuple[int, int, int]:
@@ -72,7 +76,7 @@ def _sequence(items: object) -> frozenset[str] | None:
 
 def literal_guard(pattern: re.Pattern[str]) -> Guard:
     """Strings one of which occurs in any text *pattern* can match (None: no such guarantee)."""
-    if not isinstance(pattern.pattern, str) or pattern.flags & re.IGNORECASE:
+    if _p is None or not isinstance(pattern.pattern, str) or pattern.flags & re.IGNORECASE:
         return None
     try:
         need = _sequence(_p.parse(pattern.pattern, pattern.flags))
