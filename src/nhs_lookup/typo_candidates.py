@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import numpy as np
-
 # Rounding margin (ratio points): a word kept in excess never changes extractOne's answer.
 _MARGIN = 0.5
 
@@ -24,6 +22,8 @@ class _Bucket:
     counts (one row per letter) for the shared-letter bound."""
 
     def __init__(self, words: list[str]) -> None:
+        import numpy as np  # here, not at import: parsing alone should not load numpy
+
         self.words = words
         sizes = [len(w) for w in words]
         self.sizes = np.asarray(sizes, dtype=np.float64)
@@ -35,6 +35,8 @@ class _Bucket:
         self.row_of = {chr(c): i for i, c in enumerate(letters.tolist())}
 
     def candidates(self, token: str, cutoff: float) -> list[str]:
+        import numpy as np
+
         shared = np.zeros(len(self.words), dtype=np.int32)
         for letter, k in Counter(token).items():
             row = self.row_of.get(letter)
