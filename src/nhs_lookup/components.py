@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from nhs_lookup.normalize import normalize_tokens, strip_noise, tokenize
+from nhs_lookup.normalize import normalize_tokens, phrase_index, strip_noise, tokenize
 from nhs_lookup.records import Components
 from nhs_lookup.vocab import Vocabulary, default_vocabulary
 
@@ -93,35 +93,18 @@ class ParsedName:
     modality_only: bool = False  # states nothing beyond a modality (or nothing at all)
 
 
-# id(phrase map) -> (the map itself, kept alive so the id is never reused; first words; longest length)
-_SHAPES: dict[int, tuple[dict[str, str], frozenset[str], int]] = {}
-
-
-def _phrase_shape(phrases: dict[str, str]) -> tuple[frozenset[str], int]:
-    """First words and the longest phrase length of a phrase map (computed once per map)."""
-    hit = _SHAPES.get(id(phrases))
-    if hit is None or hit[0] is not phrases:
-        split = [p.split() for p in phrases]
-        hit = (phrases, frozenset(w[0] for w in split if w), max((len(w) for w in split), default=1))
-        _SHAPES[id(phrases)] = hit
-    return hit[1], hit[2]
-
-
 def _find_phrases(tokens: list[str], phrases: dict[str, str], max_len: int = 4) -> list[tuple[int, int, str]]:
     """Longest-first, non-overlapping phrase hits: (start, end, value)."""
+    index = phrase_index(phrases)
     hits: list[tuple[int, int, str]] = []
-    first, longest = _phrase_shape(phrases)
-    max_len = min(max_len, longest)
+    if index.keys().isdisjoint(tokens):  # no token starts a phrase (the common case)
+        return hits
     i = 0
     n = len(tokens)
     while i < n:
-        if tokens[i] not in first:
-            i += 1
-            continue
-        for k in range(min(max_len, n - i), 0, -1):
-            key = " ".join(tokens[i : i + k])
-            if key in phrases:
-                hits.append((i, i + k, phrases[key]))
+        for k, words, value in index.get(tokens[i], ()):
+            if k <= max_len and (k == 1 or tuple(tokens[i : i + k]) == words):
+                hits.append((i, i + k, value))
                 i += k
                 break
         else:
@@ -173,11 +156,28 @@ def _laterality(tokens: list[str], raw_tokens: list[str], vocab: Vocabulary) -> 
         return "bilateral", False
     if sides:
         return sides.pop(), False
-    raw = " ".join(raw_tokens)
-    for plural in vocab.plural_bilateral:
-        if f" {plural} " in f" {raw} ":
-            return "bilateral", True
+    words, phrases = _plural_shapes(vocab.plural_bilateral)
+    if not words.isdisjoint(raw_tokens):  # a one-word plural is in " raw " iff it is a raw token
+        return "bilateral", True
+    if phrases:
+        raw = f" {' '.join(raw_tokens)} "
+        for plural in phrases:
+            if f" {plural} " in raw:
+                return "bilateral", True
     return None, False
+
+
+# id(plural set) -> (the set, kept so its id is never reused; one-word plurals; the other plurals)
+_PLURALS: dict[int, tuple[frozenset[str], frozenset[str], tuple[str, ...]]] = {}
+
+
+def _plural_shapes(plurals: frozenset[str]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Plurals that are one whole token (a set test) and the rest (substring tests), once per set."""
+    hit = _PLURALS.get(id(plurals))
+    if hit is None or hit[0] is not plurals:
+        single = frozenset(p for p in plurals if p and p.split() == [p])
+        hit = _PLURALS[id(plurals)] = (plurals, single, tuple(p for p in plurals if p not in single))
+    return hit[1], hit[2]
 
 
 def _contrast(text: str) -> str | None:
@@ -366,11 +366,13 @@ def parse_name(
         tokens = [*tokens, "doppler"]
     laterality, implied = _laterality(tokens, raw_tokens, vocab)
     clean = " ".join(tokens)
-    context = frozenset(g for g, words in vocab.context_groups.items() if words & set(tokens))
+    present = set(tokens)
+    context = frozenset(g for g, words in vocab.context_groups.items() if not words.isdisjoint(present))
+    modality_words = _modality_words(vocab)
     content = frozenset(
         t
         for t in _concept_tokens(tokens, vocab)
-        if t not in STRUCTURAL_WORDS and t not in vocab.context_words and t not in _modality_words(vocab)
+        if t not in STRUCTURAL_WORDS and t not in vocab.context_words and t not in modality_words
     )
     anatomy = anatomy or IMPLIED_ANATOMY.get(modality or "", ())
     actions = _actions(tokens, vocab)
@@ -418,6 +420,8 @@ def _vocab_maps(vocab: Vocabulary) -> tuple[dict[str, str], ...]:
     interventional-neutral phrases, anatomy terms, interventional terms)."""
     hit = _MAPS.get(id(vocab))
     if hit is None or hit[0] is not vocab:
+        if len(_MAPS) > 64:
+            _MAPS.clear()
         joined = {t: t.replace(" ", "_") for t in vocab.anatomy if " " in t}
         maps = (
             joined,

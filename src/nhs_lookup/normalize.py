@@ -11,26 +11,57 @@ import re
 from collections.abc import Collection, Mapping
 from functools import lru_cache
 
+from nhs_lookup.regex_guard import Guard, literal_guard
+from nhs_lookup.typo_candidates import typo_candidates
 from nhs_lookup.vocab import Vocabulary, default_vocabulary
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 _CARET_CODE = re.compile(r"^\s*[a-z0-9_.\-]*\^")
 
 
+# id(pattern list) -> (the list, kept so its id is never reused; its length; (pattern, repl, guard)s)
+_GUARDED: dict[int, tuple[list, int, tuple[tuple[re.Pattern[str], str, Guard], ...]]] = {}
+
+
+def _guarded(patterns: list, noise: bool) -> tuple[tuple[re.Pattern[str], str, Guard], ...]:
+    """*patterns* (noise patterns, or (pattern, replacement) symbol rewrites) with their literal
+    guards, computed once per list (vocabulary pattern lists are not mutated after loading)."""
+    hit = _GUARDED.get(id(patterns))
+    if hit is None or hit[0] is not patterns or hit[1] != len(patterns):
+        pairs = [(p, " ") for p in patterns] if noise else patterns
+        hit = (patterns, len(patterns), tuple((p, r, literal_guard(p)) for p, r in pairs))
+        _GUARDED[id(patterns)] = hit
+    return hit[2]
+
+
+def _apply(text: str, guarded: tuple[tuple[re.Pattern[str], str, Guard], ...]) -> str:
+    """``pattern.sub(repl, text)`` in order, skipping patterns whose guard rules a match out."""
+    for pattern, repl, guard in guarded:
+        if guard is not None:
+            if type(guard) is str:
+                if guard not in text:
+                    continue
+            else:
+                for s in guard:  # a loop, not any(<generator>): this runs ~40 times per name
+                    if s in text:
+                        break
+                else:
+                    continue
+        text = pattern.sub(repl, text)
+    return text
+
+
 def strip_noise(text: str, vocab: Vocabulary | None = None) -> str:
     """Lower-case, drop a leading "CODE^" and administrative noise; keep everything else."""
     vocab = vocab or default_vocabulary()
     t = text.lower()
-    t = _CARET_CODE.sub(" ", t)
-    for pattern in vocab.noise:
-        t = pattern.sub(" ", t)
-    return t
+    if "^" in t:  # _CARET_CODE needs one
+        t = _CARET_CODE.sub(" ", t)
+    return _apply(t, _guarded(vocab.noise, True))
 
 
 def apply_symbols(text: str, vocab: Vocabulary) -> str:
-    for pattern, repl in vocab.symbols:
-        text = pattern.sub(repl, text)
-    return text
+    return _apply(text, _guarded(vocab.symbols, False))
 
 
 def _phrase_index(vocab: Vocabulary) -> tuple[dict[str, list[tuple[tuple[str, ...], str]]], int]:
@@ -55,7 +86,11 @@ def rewrite_phrases(tokens: list[str], vocab: Vocabulary) -> list[str]:
     """Replace known phrases (longest first, left to right) by their canonical form."""
     hit = _PHRASE_CACHE.get(id(vocab))
     if hit is None or hit[0] is not vocab:
-        hit = _PHRASE_CACHE[id(vocab)] = (vocab, _phrase_index(vocab))
+        # a vocabulary extended again with the same terms has an equal phrase map: reuse its index
+        same = next((h[1] for h in _PHRASE_CACHE.values() if h[0].phrases == vocab.phrases), None)
+        if len(_PHRASE_CACHE) > 32:
+            _PHRASE_CACHE.clear()
+        hit = _PHRASE_CACHE[id(vocab)] = (vocab, same or _phrase_index(vocab))
     index, _ = hit[1]
     out: list[str] = []
     i = 0
@@ -80,8 +115,6 @@ def rewrite_phrases(tokens: list[str], vocab: Vocabulary) -> list[str]:
 
 def correct_typos(tokens: list[str], lexicon: Collection[str], cutoff: float = 88.0) -> list[str]:
     """Replace tokens absent from *lexicon* by their closest lexicon word (strict cutoff, >= 5 letters)."""
-    from rapidfuzz import fuzz, process
-
     # frozensets cache their hash, so the key costs nothing after the first call
     key = (hash(lexicon), len(lexicon), cutoff) if isinstance(lexicon, frozenset) else None
     cache = _TYPO_CACHE.setdefault(key, {}) if key is not None else {}
@@ -92,7 +125,10 @@ def correct_typos(tokens: list[str], lexicon: Collection[str], cutoff: float = 8
         if len(tok) >= 5 and tok.isalpha() and tok not in lexicon:
             fixed = cache.get(tok)
             if fixed is None:
-                hit = process.extractOne(tok, lexicon, scorer=fuzz.ratio, score_cutoff=cutoff)
+                from rapidfuzz import fuzz, process  # imported when first needed (start-up time)
+
+                choices = typo_candidates(lexicon, tok, cutoff) if key is not None else lexicon
+                hit = process.extractOne(tok, choices, scorer=fuzz.ratio, score_cutoff=cutoff)
                 fixed = cache[tok] = hit[0] if hit is not None else tok
             tok = fixed
         out.append(tok)
@@ -107,15 +143,43 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+# first word -> (length, words, value) of each phrase of a map, longest first
+PhraseIndex = dict[str, list[tuple[int, tuple[str, ...], str]]]
+# id(phrase map) -> (the map, kept so its id is never reused; its size; its index)
+_INDEXES: dict[int, tuple[Mapping[str, str], int, PhraseIndex]] = {}
+
+
+def phrase_index(phrases: Mapping[str, str]) -> PhraseIndex:
+    """Index of a phrase map for matching at a token without joining token slices: a key matches
+    tokens[i:i+k] exactly when ``" ".join(tokens[i:i+k]) == key``, i.e. when ``key.split(" ")``
+    equals the slice (tokens are non-empty and hold no whitespace). Built once per map; a rebuilt map
+    with equal content (a vocabulary extended again with the same terms) reuses the index."""
+    hit = _INDEXES.get(id(phrases))
+    if hit is not None and hit[0] is phrases and hit[1] == len(phrases):
+        return hit[2]
+    index = next((h[2] for h in _INDEXES.values() if h[1] == len(phrases) and h[0] == phrases), None)
+    if index is None:
+        index = {}
+        for key, value in phrases.items():
+            words = tuple(key.split(" "))
+            index.setdefault(words[0], []).append((len(words), words, value))
+        for entries in index.values():
+            entries.sort(key=lambda e: -e[0])  # one phrase per length and first word: order is free
+    if len(_INDEXES) > 64:
+        _INDEXES.clear()
+    _INDEXES[id(phrases)] = (phrases, len(phrases), index)
+    return index
+
+
 def rewrite_exact(tokens: list[str], phrases: Mapping[str, str], max_len: int = 3) -> list[str]:
     """Replace phrases of a small mapping (longest first, left to right); used for the
     modality-conditioned abbreviations, applied before the general ones."""
+    index = phrase_index(phrases)
     out: list[str] = []
     i, n = 0, len(tokens)
     while i < n:
-        for k in range(min(max_len, n - i), 0, -1):
-            value = phrases.get(" ".join(tokens[i : i + k]))
-            if value is not None:
+        for k, words, value in index.get(tokens[i], ()):
+            if k <= max_len and (k == 1 or tuple(tokens[i : i + k]) == words):
                 out.extend(value.split())
                 i += k
                 break

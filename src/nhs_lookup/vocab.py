@@ -30,6 +30,9 @@ VOCAB_FILES = (
 )
 
 
+_NOT_CODE = re.compile(r"[^A-Z0-9]")
+
+
 class VocabularyError(ValueError):
     """A vocabulary file is missing or malformed."""
 
@@ -118,7 +121,10 @@ class Vocabulary:
     def modality_of_code(self, code: str | None) -> str | None:
         if not code:
             return None
-        return self.ris_codes.get(re.sub(r"[^A-Z0-9]", "", code.upper()))
+        key = code.upper()
+        if not (key.isascii() and key.isalnum()):  # already only A-Z0-9: nothing to remove
+            key = _NOT_CODE.sub("", key)
+        return self.ris_codes.get(key)
 
     def canonical_modality(self, name: str) -> str | None:
         """Map a free modality name ("MR", "Mammogram", "X-ray") to the canonical code."""
