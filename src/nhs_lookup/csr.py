@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nhs_lookup.workspace import Workspace
+
 SMALL_BATCH = 8  # at most this many query rows: numpy product (no scipy import); more: scipy's kernel
 # The numpy product of one query costs ~1 ms against ~0.1 ms in scipy's kernel, whose import costs
 # ~0.3-0.4 s: a process that has made this many numpy products imports scipy and uses the kernel.
@@ -79,13 +81,16 @@ def _numpy_product(a: object, b: object, dtype: np.dtype) -> np.ndarray:
     return out
 
 
-def dense_product(a: object, b: object, out_dtype: type | None = None) -> np.ndarray:
+def dense_product(
+    a: object, b: object, out_dtype: type | None = None, work: Workspace | None = None, name: str = "product"
+) -> np.ndarray:
     """``np.asarray((a @ b).toarray(), dtype=out_dtype)`` bit for bit for CSR *a* and *b* (scipy
     matrices or :class:`Csr`). Up to :data:`SMALL_BATCH` rows of *a* in a process without scipy:
     :func:`_numpy_product` (see :func:`_numpy_first`). Otherwise:
     scipy's own sparse kernel without its symbolic first pass (a third of the product's time; the
     output is bounded by its dense size, and query x catalogue products are nearly dense anyway).
-    *out_dtype*: the values are cast before the dense array is filled (the same rounding)."""
+    *out_dtype*: the values are cast before the dense array is filled (the same rounding). *work*: the
+    kernel's scratch and the result (buffer *name*) come from this workspace (see workspace.py)."""
     m, n = a.shape[0], b.shape[1]
     dtype = np.result_type(a.dtype, b.dtype)
     if m <= SMALL_BATCH and _numpy_first():
@@ -98,9 +103,10 @@ def dense_product(a: object, b: object, out_dtype: type | None = None) -> np.nda
     if a.format != "csr" or b.format != "csr" or m * n >= 2**31 - 1:
         return _scipy_product(a, b, out_dtype)
     i32 = np.int32
+    work = work or Workspace()  # a throwaway one: plain fresh arrays
     indptr = np.empty(m + 1, dtype=i32)
-    indices = np.empty(m * n, dtype=i32)
-    data = np.empty(m * n, dtype=dtype)
+    indices = work.empty("matmat_indices", (m * n,), i32)
+    data = work.empty("matmat_data", (m * n,), dtype)
     csr_matmat(
         m,
         n,
@@ -116,7 +122,7 @@ def dense_product(a: object, b: object, out_dtype: type | None = None) -> np.nda
     )
     nnz = int(indptr[-1])
     values = data[:nnz] if out_dtype is None else data[:nnz].astype(out_dtype)
-    out = np.zeros((m, n), dtype=values.dtype)
+    out = work.zeros(name, (m, n), values.dtype)
     csr_todense(m, n, indptr, indices[:nnz], values, out)
     return out
 

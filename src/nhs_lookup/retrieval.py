@@ -24,6 +24,7 @@ from nhs_lookup.scoring import (
 from nhs_lookup.semantic import SemanticBackend, make_backend
 from nhs_lookup.tfidf import TfidfModel, dense_product
 from nhs_lookup.vocab import Vocabulary, default_vocabulary
+from nhs_lookup.workspace import Workspace, workspace
 
 RETRIEVE_K = 120
 # Techniques that define a different study from the plain examination of the part.
@@ -64,12 +65,13 @@ class _Overlap:
     cells: np.ndarray
 
 
-def _overlap(ids: list[list[int]], m: Csr) -> _Overlap:
+def _overlap(ids: list[list[int]], m: Csr, work: Workspace | None = None, name: str = "") -> _Overlap:
     """``binary(ids) @ m`` for a binary (T, N) matrix *m*, counted by ``np.add.at`` straight into the
     float32 output: whole counts, so exactly the sparse product's values, without scipy's per-product
-    overhead (most of a single lookup's time) or a sort (half the time of ``np.unique``)."""
+    overhead (most of a single lookup's time) or a sort (half the time of ``np.unique``). *work*: the
+    counts are the workspace buffer *name* (valid until the next batch)."""
     b, n = len(ids), m.shape[1]
-    out = np.zeros(b * n, dtype=np.float32)
+    out = work.zeros(name, (b * n,), np.float32) if work is not None else np.zeros(b * n, dtype=np.float32)
     lens_q = [len(c) for c in ids]
     t = np.fromiter((j for c in ids for j in c), dtype=np.int64, count=sum(lens_q))
     starts = m.indptr[t].astype(np.int64)
@@ -284,21 +286,22 @@ class CatalogueIndex:
         """Retrieve candidates and compute every config-independent feature, for a batch of queries."""
         if not parsed:
             return []
+        work = workspace()  # this thread's scratch arrays: none of them outlives the batch
         texts = [p.components.clean_text for p in parsed]
         qc = self.char_vectorizer.transform(texts)
-        lex = dense_product(qc, self.char_name)  # = (qc @ char_name).toarray(), bit for bit
-        sem = self.semantic.similarity(texts)
-        anat = self._anatomy_counts(parsed)
+        lex = dense_product(qc, self.char_name, None, work, "lexical")  # = (qc @ char_name).toarray()
+        sem = self.semantic.similarity(texts, work)
+        anat = self._anatomy_counts(parsed, work)
         q_tech = _ids([set(p.components.technique) for p in parsed], self.tech_vocab)
         q_content = _ids([set(p.content) for p in parsed], self.word_vocab)
         q_content_n = np.array([len(p.content) for p in parsed], dtype=np.float32)[:, None]
-        covered = _overlap(q_content, self.all_words)
-        name_hits = _overlap(q_content, self.name_words)  # the row's name words the query has
+        covered = _overlap(q_content, self.all_words, work, "covered")
+        name_hits = _overlap(q_content, self.name_words, work, "name_hits")  # the row's name words it has
         q_mod = np.array([MODALITIES.get(p.components.modality, 0) for p in parsed], dtype=np.int8)
         # A modality stated in the name makes rows of a dissimilar modality hard violations in scoring:
         # keep them from taking candidate slots (vocabulary similarities; config overrides only soften).
         stated = np.flatnonzero([p.modality_source == "text" for p in parsed])
-        retrieval = self._retrieval(lex, sem, anat, covered, q_content_n, q_mod, name_hits, stated)
+        retrieval = self._retrieval(lex, sem, anat, covered, q_content_n, q_mod, name_hits, stated, work)
         top = _top_k(retrieval, min(top_k, self.n))
         # Every per-candidate feature, gathered for the whole batch at once.
         flat_top = top + (np.arange(len(parsed)) * self.n)[:, None]
@@ -314,21 +317,21 @@ class CatalogueIndex:
         cov_t /= np.maximum(q_content_n, np.float32(1.0))
         cov_t[q_content_n[:, 0] == 0] = np.float32(0.5)
         extra_t = _extra_words(gather(name_hits.counts), self.name_words_n[top])
-        inter_t = gather(_counts(q_tech, self.tech))
+        inter_t = gather(_overlap(q_tech, self.tech, work, "technique").counts)
         q_tech_n = np.array([[len(c)] for c in q_tech], dtype=np.float32)
         union_t = q_tech_n + self.tech_n[top] - inter_t
         tech_t = np.where(union_t == 0, 1.0, inter_t / np.maximum(union_t, 1.0)).astype(np.float32)
         return self._prepared(parsed, top, q_mod, q_content_n, (lex_t, sem_t, anat_t, tech_t, cov_t, extra_t))
 
-    def _anatomy_counts(self, parsed: list[ParsedName]) -> _AnatomyCounts:
+    def _anatomy_counts(self, parsed: list[ParsedName], work: Workspace | None = None) -> _AnatomyCounts:
         """Whole-count anatomy overlaps of every query with every row (see :class:`_AnatomyCounts`)."""
         vocab = default_vocabulary()
         q_exact = _ids([set(p.components.anatomy) for p in parsed], self.anatomy_vocab)
         q_exp = _ids([_expand(p.components.anatomy, vocab) for p in parsed], self.anatomy_vocab)
         return _AnatomyCounts(
-            exact=_counts(q_exact, self.anat_exact),
-            expanded=_overlap(q_exp, self.anat_exp),
-            contained=_counts(q_exp, self.anat_exact),
+            exact=_overlap(q_exact, self.anat_exact, work, "anatomy_exact").counts,
+            expanded=_overlap(q_exp, self.anat_exp, work, "anatomy_expanded"),
+            contained=_overlap(q_exp, self.anat_exact, work, "anatomy_contained").counts,
             q_exact_n=np.array([[len(c)] for c in q_exact], dtype=np.float32),
             q_exp_n=np.array([[len(c)] for c in q_exp], dtype=np.float32),
         )
@@ -372,6 +375,7 @@ class CatalogueIndex:
         q_mod: np.ndarray,
         name_hits: _Overlap,
         stated: np.ndarray,
+        work: Workspace | None = None,
     ) -> np.ndarray:
         """(B, N) retrieval score: 0.45 lexical + 0.35 semantic + 0.5 anatomy + 0.3 coverage + 0.4 same
         modality - 0.03 extra name words, minus the stated-modality penalty, summed in that order.
@@ -379,8 +383,10 @@ class CatalogueIndex:
         is, so every value is bit for bit the dense expression's, for a fraction of the passes). A cell
         listed twice is assigned the same value twice."""
         n = self.n
-        retrieval = np.float32(0.45) * lex
-        retrieval += np.multiply(sem, np.float32(0.35))
+        work = work or Workspace()
+        retrieval = np.multiply(lex, np.float32(0.45), out=work.empty("retrieval", lex.shape, np.float32))
+        tmp = np.multiply(sem, np.float32(0.35), out=work.empty("term", lex.shape, np.float32))
+        retrieval += tmp
         flat = retrieval.reshape(-1)
         # Every non-zero anatomy score has an expanded overlap: the exact anatomy and the parts a
         # region contains are among the expanded terms on both sides.
@@ -394,7 +400,7 @@ class CatalogueIndex:
         share = covered.counts.reshape(-1)[cells] / np.maximum(q_content_n[cells // n, 0], np.float32(1.0))
         flat[cells] += np.float32(0.3) * share
         retrieval[q_content_n[:, 0] == 0] += np.float32(0.5) * np.float32(0.3)
-        retrieval += self._same_modality()[q_mod]  # 0.4 on the rows of the query's modality, else 0
+        retrieval += np.take(self._same_modality(), q_mod, axis=0, out=tmp)  # 0.4 on the query's modality
         cells = name_hits.cells
         before = flat[cells]
         retrieval -= np.float32(0.03) * self.name_words_n  # 0.03 x extra name words, for rows without hits

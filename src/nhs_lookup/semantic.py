@@ -12,14 +12,17 @@ from typing import Protocol
 
 import numpy as np
 
+from nhs_lookup.workspace import Workspace
+
 
 class SemanticBackend(Protocol):
     name: str
 
     def fit(self, texts: list[str]) -> None: ...
 
-    def similarity(self, queries: list[str]) -> np.ndarray:
-        """Dense (len(queries), len(fit texts)) cosine similarities in [0, 1]."""
+    def similarity(self, queries: list[str], work: Workspace | None = None) -> np.ndarray:
+        """Dense (len(queries), len(fit texts)) cosine similarities in [0, 1] (in *work*'s buffers
+        where the backend uses them: valid until the next batch)."""
         ...
 
 
@@ -43,11 +46,11 @@ class TfidfSemantic:
         self.matrix = Csr.of(vec.fit_transform(texts).T.tocsr())  # pickles without scipy
         self.vectorizer = TfidfModel.from_sklearn(vec)  # queries transform without scikit-learn
 
-    def similarity(self, queries: list[str]) -> np.ndarray:
+    def similarity(self, queries: list[str], work: Workspace | None = None) -> np.ndarray:
         from nhs_lookup.tfidf import dense_product
 
         q = self.vectorizer.transform(queries)
-        return dense_product(q, self.matrix, np.float32)  # = float32 (q @ matrix).todense()
+        return dense_product(q, self.matrix, np.float32, work, "semantic")  # = float32 (q @ matrix).todense()
 
 
 class SentenceTransformerSemantic:
@@ -75,7 +78,7 @@ class SentenceTransformerSemantic:
     def fit(self, texts: list[str]) -> None:
         self.matrix = self._encode(texts)
 
-    def similarity(self, queries: list[str]) -> np.ndarray:
+    def similarity(self, queries: list[str], work: Workspace | None = None) -> np.ndarray:
         sims = self._encode(queries) @ self.matrix.T
         return np.clip(sims, 0.0, 1.0)
 

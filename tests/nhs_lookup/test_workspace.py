@@ -1,0 +1,52 @@
+"""Scratch arrays reused between batches: reuse changes no answer, and threads never share them."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from nhs_lookup.workspace import Workspace, workspace
+
+from .test_speed_paths import _answer, _varied_queries
+
+
+def test_buffers_are_reused_grown_and_zeroed():
+    ws = Workspace()
+    a = ws.zeros("x", (4, 5), np.float32)
+    a[:] = 7
+    b = ws.zeros("x", (2, 3), np.float32)
+    assert np.shares_memory(a, b) and not b.any() and b.shape == (2, 3)
+    c = ws.empty("x", (10, 10), np.float32)  # larger: a new buffer
+    assert not np.shares_memory(a, c) and ws.empty("x", (3,), np.int32).dtype == np.int32
+    assert ws.nbytes >= 100 * 4
+
+
+def test_each_thread_has_its_own_workspace():
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(workspace()))
+    t.start()
+    t.join()
+    assert seen[0] is not workspace() and workspace() is workspace()
+
+
+def test_lookups_in_concurrent_threads_equal_sequential_ones(sample_engine):
+    """Two threads preparing batches at the same time each use their own buffers: the same answers as
+    one thread doing both in turn."""
+    queries = _varied_queries()
+    halves = (queries[::2], queries[1::2])
+    want = [[_answer(r) for r in sample_engine.lookup_many(h)] for h in halves]
+    got: list[list] = [[], []]
+    start = threading.Barrier(2)
+
+    def run(i: int) -> None:
+        start.wait()
+        for _ in range(3):
+            got[i] = [_answer(r) for r in sample_engine.lookup_many(halves[i])]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == want
