@@ -63,6 +63,7 @@ class _Overlap:
 
     counts: np.ndarray
     cells: np.ndarray
+    name: str = ""  # the workspace buffer holding the counts ("": not from a workspace)
 
 
 def _overlap(ids: list[list[int]], m: Csr, work: Workspace | None = None, name: str = "") -> _Overlap:
@@ -83,7 +84,7 @@ def _overlap(ids: list[list[int]], m: Csr, work: Workspace | None = None, name: 
         offsets = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total, dtype=np.int64)
         cells = rows * n + m.indices[offsets]
         np.add.at(out, cells, np.float32(1.0))
-    return _Overlap(out.reshape(b, n), cells)
+    return _Overlap(out.reshape(b, n), cells, name if work is not None else "")
 
 
 def _counts(ids: list[list[int]], m: Csr) -> np.ndarray:
@@ -128,9 +129,9 @@ class _AnatomyCounts:
     ancestors), and the query's expanded terms among the row's exact ones (row region contains the
     stated part), with each query's term counts."""
 
-    exact: np.ndarray
+    exact: _Overlap
     expanded: _Overlap
-    contained: np.ndarray
+    contained: _Overlap
     q_exact_n: np.ndarray  # (B, 1)
     q_exp_n: np.ndarray
 
@@ -310,17 +311,20 @@ class CatalogueIndex:
             return a.reshape(-1)[flat_top].astype(np.float32, copy=False)
 
         lex_t, sem_t = gather(lex), gather(sem)
-        counts_t = (gather(anat.exact), gather(anat.expanded.counts), gather(anat.contained))
+        counts_t = tuple(gather(o.counts) for o in (anat.exact, anat.expanded, anat.contained))
         anat_t = self._anatomy_score(top, counts_t, (anat.q_exact_n, anat.q_exp_n))
         anat_t[anat.no_query] = self._no_anatomy_score()[top[anat.no_query]]
         cov_t = gather(covered.counts)
         cov_t /= np.maximum(q_content_n, np.float32(1.0))
         cov_t[q_content_n[:, 0] == 0] = np.float32(0.5)
         extra_t = _extra_words(gather(name_hits.counts), self.name_words_n[top])
-        inter_t = gather(_overlap(q_tech, self.tech, work, "technique").counts)
+        technique = _overlap(q_tech, self.tech, work, "technique")
+        inter_t = gather(technique.counts)
         q_tech_n = np.array([[len(c)] for c in q_tech], dtype=np.float32)
         union_t = q_tech_n + self.tech_n[top] - inter_t
         tech_t = np.where(union_t == 0, 1.0, inter_t / np.maximum(union_t, 1.0)).astype(np.float32)
+        for o in (anat.exact, anat.expanded, anat.contained, covered, name_hits, technique):
+            work.rezero(o.name, np.float32, o.cells)  # the counts are zero again but for a few cells
         return self._prepared(parsed, top, q_mod, q_content_n, (lex_t, sem_t, anat_t, tech_t, cov_t, extra_t))
 
     def _anatomy_counts(self, parsed: list[ParsedName], work: Workspace | None = None) -> _AnatomyCounts:
@@ -329,9 +333,9 @@ class CatalogueIndex:
         q_exact = _ids([set(p.components.anatomy) for p in parsed], self.anatomy_vocab)
         q_exp = _ids([_expand(p.components.anatomy, vocab) for p in parsed], self.anatomy_vocab)
         return _AnatomyCounts(
-            exact=_overlap(q_exact, self.anat_exact, work, "anatomy_exact").counts,
+            exact=_overlap(q_exact, self.anat_exact, work, "anatomy_exact"),
             expanded=_overlap(q_exp, self.anat_exp, work, "anatomy_expanded"),
-            contained=_overlap(q_exp, self.anat_exact, work, "anatomy_contained").counts,
+            contained=_overlap(q_exp, self.anat_exact, work, "anatomy_contained"),
             q_exact_n=np.array([[len(c)] for c in q_exact], dtype=np.float32),
             q_exp_n=np.array([[len(c)] for c in q_exp], dtype=np.float32),
         )
@@ -392,7 +396,7 @@ class CatalogueIndex:
         # region contains are among the expanded terms on both sides.
         cells = anat.expanded.cells
         q_of, row_of = np.divmod(cells, n)
-        counts = tuple(a.reshape(-1)[cells] for a in (anat.exact, anat.expanded.counts, anat.contained))
+        counts = tuple(o.counts.reshape(-1)[cells] for o in (anat.exact, anat.expanded, anat.contained))
         score = self._anatomy_score(row_of, counts, (anat.q_exact_n[q_of, 0], anat.q_exp_n[q_of, 0]))
         flat[cells] += np.float32(0.5) * score
         retrieval[anat.no_query] += np.float32(0.5) * self._no_anatomy_score()

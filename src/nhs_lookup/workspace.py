@@ -20,20 +20,36 @@ class Workspace:
 
     def __init__(self) -> None:
         self._buffers: dict[tuple[str, np.dtype], np.ndarray] = {}
+        self._zeroed: set[tuple[str, np.dtype]] = set()  # buffers known to hold only zeros
 
     def empty(self, name: str, shape: tuple[int, ...], dtype: object) -> np.ndarray:
         """An uninitialised C-contiguous array of *shape* (the buffer *name*, for this dtype)."""
-        dt = np.dtype(dtype)
+        key = (name, np.dtype(dtype))
         size = int(np.prod(shape, dtype=np.int64))
-        buf = self._buffers.get((name, dt))
+        self._zeroed.discard(key)  # handed out: the caller may write anything
+        buf = self._buffers.get(key)
         if buf is None or buf.size < size:
-            buf = self._buffers[(name, dt)] = np.empty(size, dtype=dt)
+            buf = self._buffers[key] = np.empty(size, dtype=key[1])
         return buf[:size].reshape(shape)
 
     def zeros(self, name: str, shape: tuple[int, ...], dtype: object) -> np.ndarray:
+        """A zero-filled array of *shape*; filled only when the buffer is not known to be zero (see
+        :meth:`rezero`)."""
+        key = (name, np.dtype(dtype))
+        buf = self._buffers.get(key)
+        known = key in self._zeroed and buf is not None and buf.size >= int(np.prod(shape, dtype=np.int64))
         out = self.empty(name, shape, dtype)
-        out.fill(0)
+        if not known:
+            out.fill(0)
         return out
+
+    def rezero(self, name: str, dtype: object, cells: np.ndarray) -> None:
+        """Zero the flat *cells* of buffer *name*, which the caller knows to be its only non-zero
+        elements: the next :meth:`zeros` of it skips the fill (a sparse array costs its cells, not
+        its size)."""
+        key = (name, np.dtype(dtype))
+        self._buffers[key][cells] = 0
+        self._zeroed.add(key)
 
     @property
     def nbytes(self) -> int:

@@ -22,6 +22,25 @@ def test_buffers_are_reused_grown_and_zeroed():
     assert ws.nbytes >= 100 * 4
 
 
+def test_a_rezeroed_buffer_is_not_filled_again_until_it_is_handed_out_uninitialised():
+    ws = Workspace()
+    a = ws.zeros("counts", (3, 4), np.float32)
+    a.reshape(-1)[[1, 6]] = 2
+    ws.rezero("counts", np.float32, np.array([1, 6]))
+    b = ws.zeros("counts", (3, 4), np.float32)
+    assert np.shares_memory(a, b) and not b.any()
+    ws.rezero("counts", np.float32, np.array([], dtype=np.int64))
+    a.reshape(-1)[7] = 3  # behind the workspace's back: shows that zeros() trusts rezero, no fill
+    assert ws.zeros("counts", (3, 4), np.float32).reshape(-1)[7] == 3
+    b[0, 0] = 5  # written without rezero: the next zeros() must fill
+    assert not ws.zeros("counts", (3, 4), np.float32).any()
+    ws.rezero("counts", np.float32, np.array([], dtype=np.int64))
+    ws.empty("counts", (3, 4), np.float32)[:] = 1  # handed out uninitialised: no longer known zero
+    assert not ws.zeros("counts", (3, 4), np.float32).any()
+    ws.rezero("counts", np.float32, np.arange(12))
+    assert not ws.zeros("counts", (5, 5), np.float32).any()  # larger than the buffer: a new, filled one
+
+
 def test_each_thread_has_its_own_workspace():
     seen = []
     t = threading.Thread(target=lambda: seen.append(workspace()))
