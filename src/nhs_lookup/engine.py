@@ -310,13 +310,9 @@ class LookupEngine:
         entries = self.catalogue.entries
         names = tuple(ranked.component)
         per_row = zip(*(v[positions].tolist() for v in ranked.component.values()), strict=True)
-        return [
+        return [  # positional (entry, score, component_scores, semantic_score, notes): a third of the cost
             Candidate(
-                entry=entries[row],
-                score=sc,
-                component_scores=dict(zip(names, comp, strict=True)),
-                semantic_score=sem,
-                notes=(HARD_NOTE,) if h > 0 else (),
+                entries[row], sc, dict(zip(names, comp, strict=True)), sem, (HARD_NOTE,) if h > 0 else ()
             )
             for row, sc, sem, h, comp in zip(
                 rows[positions].tolist(),
