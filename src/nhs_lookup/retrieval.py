@@ -448,62 +448,77 @@ class CatalogueIndex:
     ) -> list[PreparedQuery]:
         """One :class:`PreparedQuery` per query; row attributes gathered for the whole batch at once
         (each query's arrays are rows of the batch arrays, the same values as per-query gathers)."""
-        groups = sorted(default_vocabulary().context_groups)
-        ctx = np.array([sum(1 << i for i, g in enumerate(groups) if g in p.context) for p in parsed])
+        bit = {g: 1 << i for i, g in enumerate(sorted(default_vocabulary().context_groups))}
+        ctx = np.array([sum(bit.get(g, 0) for g in p.context) for p in parsed], dtype=np.int64)
         content = np.array([self.content_id_of.get(p.content, -1) for p in parsed], dtype=np.int64)
         same_content = self.content_ids[top] == content[:, None]
         shared_context = _POPCOUNT[self.context[top] & ctx[:, None]]
-        idx32 = top.astype(np.int32)
-        cand = [
-            a[top]
-            for a in (
-                self.modality,
-                self.laterality,
-                self.contrast,
-                self.interventional,
-                self.generality,
-                self.actions,
-                self.anat_region,
-            )
-        ]
-        lex_t, sem_t, anat_t, tech_t, cov_t, extra_t = feats
+        per_row = (
+            top.astype(np.int32),
+            *feats,  # lexical, semantic, anatomy, technique, coverage, extra words
+            *(a[top] for a in (self.modality, self.laterality, self.contrast, self.interventional)),
+            *(a[top] for a in (self.generality, self.actions, self.anat_region)),
+            shared_context,
+            same_content,
+        )
         out = []
-        for qi, p in enumerate(parsed):
+        # Iterating the (B, k) arrays yields each query's row (a view), as indexing them would.
+        for qi, (p, q_m, q_cn, rows) in enumerate(
+            zip(parsed, q_mod.tolist(), q_content_n[:, 0].tolist(), zip(*per_row, strict=True), strict=True)
+        ):
+            (
+                idx,
+                lex,
+                sem,
+                anat,
+                tech,
+                cov,
+                extra,
+                c_mod,
+                c_lat,
+                c_con,
+                c_int,
+                c_gen,
+                c_act,
+                c_reg,
+                ctx_n,
+                same,
+            ) = rows
             c = p.components
             out.append(
                 PreparedQuery(
                     components=c,
-                    idx=idx32[qi],
-                    lexical=lex_t[qi],
-                    semantic=sem_t[qi],
-                    anatomy=anat_t[qi],
-                    technique=tech_t[qi],
-                    coverage=cov_t[qi],
-                    extra_words=extra_t[qi],
-                    cand_modality=cand[0][qi],
-                    cand_laterality=cand[1][qi],
-                    cand_contrast=cand[2][qi],
-                    cand_interventional=cand[3][qi],
-                    cand_generality=cand[4][qi],
-                    shared_context=shared_context[qi],
-                    same_content=same_content[qi],
-                    q_modality=int(q_mod[qi]),
+                    idx=idx,
+                    lexical=lex,
+                    semantic=sem,
+                    anatomy=anat,
+                    technique=tech,
+                    coverage=cov,
+                    extra_words=extra,
+                    cand_modality=c_mod,
+                    cand_laterality=c_lat,
+                    cand_contrast=c_con,
+                    cand_interventional=c_int,
+                    cand_generality=c_gen,
+                    shared_context=ctx_n,
+                    same_content=same,
+                    q_modality=q_m,
                     q_modality_source=p.modality_source,
                     q_laterality=LATERALITY_CODES[c.laterality],
                     q_bilateral_implied=p.bilateral_implied,
                     q_unilateral="unilateral" in p.tokens,
                     q_contrast=CONTRAST_CODES[c.contrast],
                     q_interventional=c.interventional,
-                    q_content_n=int(q_content_n[qi, 0]),
+                    q_content_n=int(q_cn),
                     q_unspecific=p.unspecific,
                     non_clinical=c.non_clinical,
                     q_interventional_neutral=p.interventional_neutral,
-                    cand_action=cand[5][qi],
+                    cand_action=c_act,
                     q_action=_action_mask(p.actions, self.action_bits),
                     exclusive_actions=self.exclusive_actions,
                     q_modality_only=p.modality_only,
-                    cand_has_anatomy=cand[6][qi],
-                    q_identity_technique=bool(IDENTITY_TECHNIQUES & set(c.technique)),
+                    cand_has_anatomy=c_reg,
+                    q_identity_technique=not IDENTITY_TECHNIQUES.isdisjoint(c.technique),
                     batch_row=qi,
                 )
             )
