@@ -275,7 +275,7 @@ def _stack(ps: list[PreparedQuery], name: str, k: int, dtype: type) -> np.ndarra
     as zeros of *dtype*, as score() reads it)."""
     arrays = [getattr(p, name) for p in ps]
     base = arrays[0].base
-    full_rows = base is not None and base.ndim == 2 and base.shape[1] == len(arrays[0]) >= k
+    full_rows = isinstance(base, np.ndarray) and base.ndim == 2 and base.shape[1] == len(arrays[0]) >= k
     if full_rows and all(a.base is base for a in arrays):
         rows = [p.batch_row for p in ps]
         if min(rows) >= 0:  # each query's field is row batch_row of one (B, k) array: the same values

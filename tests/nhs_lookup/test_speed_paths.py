@@ -361,7 +361,9 @@ def test_batch_scoring_gathers_batch_rows_only_while_the_fields_are_those_rows(s
     changed[3] = replace(prepared[3], lexical=np.zeros_like(prepared[3].lexical))
     copies = pickle.loads(pickle.dumps(prepared))
     assert copies[0].lexical.base is None
-    for ps in (changed, copies):
+    frombuffer = [replace(p, lexical=np.frombuffer(p.lexical.tobytes(), np.float32)) for p in prepared]
+    assert isinstance(frombuffer[0].lexical.base, bytes)  # a base that is not an array
+    for ps in (changed, copies, frombuffer):
         for p, got in zip(ps, scoring.score_many(ps, cfg), strict=True):
             want = scoring.score(p, cfg)
             assert np.array_equal(want.scores, got.scores) and np.array_equal(want.order, got.order)
