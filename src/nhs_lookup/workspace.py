@@ -5,7 +5,9 @@ Preparing a batch builds about a dozen (batch, catalogue) arrays that live only 
 in and zeroed by the kernel page by page: measured at 35-48 thousand page faults and 0.1-0.2 CPU-s of
 system time per 1,180 names, a sixth of the batch. A :class:`Workspace` keeps them between batches.
 Each thread has its own (:func:`workspace`), so concurrent lookups never share a buffer; arrays it
-hands out are valid until the same name is asked for again, and must not outlive the batch.
+hands out are valid until the same name is asked for again, and must not outlive the batch. A thread
+keeps its largest batch's arrays while it lives: ~35 MB for 128 queries against the 4,986-row NHS
+catalogue, a few hundred kB for single lookups.
 """
 
 from __future__ import annotations
