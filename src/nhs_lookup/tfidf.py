@@ -9,7 +9,6 @@ scikit-learn objects. Importing scikit-learn (and the scipy.stats it pulls in) c
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
@@ -142,16 +141,22 @@ class TfidfModel:
 
 
 def _normalize_rows(x: Csr) -> None:
-    """In-place l2 row norm with sklearn's arithmetic: squares in the data dtype, summed in order
-    in double precision, each value divided in double and stored back."""
+    """In-place l2 row norm with sklearn's arithmetic: squares in the data dtype, summed in order in
+    double precision (from 0.0), each value divided in double and stored back. The squares sit in a
+    (longest row, rows) zero-padded array added up one position at a time (a numpy sum could pair the
+    terms differently); adding the padding's 0.0 changes no sum."""
     data = x.data
-    squares = (data * data).tolist()
-    ptr = x.indptr.tolist()
+    ptr = np.asarray(x.indptr, dtype=np.int64)
+    lens = np.diff(ptr)
+    rows = len(lens)
     norms = np.ones(len(data), dtype=np.float64)
-    for a, b in zip(ptr[:-1], ptr[1:], strict=True):
-        total = 0.0
-        for v in squares[a:b]:
-            total += v
-        if total != 0.0:
-            norms[a:b] = math.sqrt(total)
+    if rows and len(data):
+        pos = np.arange(len(data), dtype=np.int64) - np.repeat(ptr[:-1], lens)  # place within its row
+        squares = np.zeros((int(lens.max()), rows), dtype=np.float64)
+        squares[pos, np.repeat(np.arange(rows), lens)] = data * data
+        totals = np.zeros(rows, dtype=np.float64)
+        for position in squares:  # the k-th value of every row, in order
+            totals += position
+        row_norm = np.where(totals != 0.0, np.sqrt(totals), 1.0)
+        norms = np.repeat(row_norm, lens)
     x.data[:] = (data.astype(np.float64) / norms).astype(data.dtype)

@@ -368,3 +368,34 @@ def test_batch_scoring_gathers_batch_rows_only_while_the_fields_are_those_rows(s
             want = scoring.score(p, cfg)
             assert np.array_equal(want.scores, got.scores) and np.array_equal(want.order, got.order)
     assert not np.array_equal(scoring.score(changed[3], cfg).scores, scoring.score(prepared[3], cfg).scores)
+
+
+def test_row_norms_sum_in_order_like_sklearn():
+    """_normalize_rows sums each row's squares one after another in double precision, as sklearn's
+    normalisation does (a plain Python loop is the reference), on rows of every length."""
+    import math
+
+    from nhs_lookup.csr import Csr
+    from nhs_lookup.tfidf import _normalize_rows
+
+    def reference(data: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+        squares = (data * data).tolist()
+        norms = np.ones(len(data), dtype=np.float64)
+        for a, b in zip(indptr[:-1].tolist(), indptr[1:].tolist(), strict=True):
+            total = 0.0
+            for v in squares[a:b]:
+                total += v
+            if total != 0.0:
+                norms[a:b] = math.sqrt(total)
+        return (data.astype(np.float64) / norms).astype(data.dtype)
+
+    rng = np.random.default_rng(5)
+    for trial in range(200):
+        rows = int(rng.integers(0, 30))
+        lens = rng.integers(0, 200, rows) * (rng.random(rows) < 0.9)  # empty rows too
+        dtype = np.float32 if trial % 2 else np.float64
+        data = (rng.random(int(lens.sum())) * 10 ** rng.uniform(-3, 3, int(lens.sum()))).astype(dtype)
+        indptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int32)
+        x = Csr(data.copy(), np.zeros(len(data), dtype=np.int32), indptr, (rows, 1))
+        _normalize_rows(x)
+        assert np.array_equal(x.data, reference(data, indptr)), trial
