@@ -64,53 +64,9 @@ def apply_symbols(text: str, vocab: Vocabulary) -> str:
     return _apply(text, _guarded(vocab.symbols, False))
 
 
-def _phrase_index(vocab: Vocabulary) -> tuple[dict[str, list[tuple[tuple[str, ...], str]]], int]:
-    index: dict[str, list[tuple[tuple[str, ...], str]]] = {}
-    longest = 1
-    for key, value in vocab.phrases.items():
-        toks = tuple(key.split())
-        if not toks:
-            continue
-        index.setdefault(toks[0], []).append((toks, value))
-        longest = max(longest, len(toks))
-    for entries in index.values():
-        entries.sort(key=lambda e: -len(e[0]))
-    return index, longest
-
-
-# id(vocab) -> (the vocabulary, kept so its id is never reused while cached; its phrase index)
-_PHRASE_CACHE: dict[int, tuple[Vocabulary, tuple[dict[str, list[tuple[tuple[str, ...], str]]], int]]] = {}
-
-
 def rewrite_phrases(tokens: list[str], vocab: Vocabulary) -> list[str]:
     """Replace known phrases (longest first, left to right) by their canonical form."""
-    hit = _PHRASE_CACHE.get(id(vocab))
-    if hit is None or hit[0] is not vocab:
-        # a vocabulary extended again with the same terms has an equal phrase map: reuse its index
-        same = next((h[1] for h in _PHRASE_CACHE.values() if h[0].phrases == vocab.phrases), None)
-        if len(_PHRASE_CACHE) > 32:
-            _PHRASE_CACHE.clear()
-        hit = _PHRASE_CACHE[id(vocab)] = (vocab, same or _phrase_index(vocab))
-    index, _ = hit[1]
-    out: list[str] = []
-    i = 0
-    n = len(tokens)
-    while i < n:
-        entries = index.get(tokens[i])
-        if entries:
-            for toks, value in entries:
-                k = len(toks)
-                if tuple(tokens[i : i + k]) == toks:
-                    out.extend(value.split())
-                    i += k
-                    break
-            else:
-                out.append(tokens[i])
-                i += 1
-        else:
-            out.append(tokens[i])
-            i += 1
-    return out
+    return rewrite_exact(tokens, vocab.phrases, max_len=len(tokens))
 
 
 def correct_typos(tokens: list[str], lexicon: Collection[str], cutoff: float = 88.0) -> list[str]:
@@ -172,8 +128,9 @@ def phrase_index(phrases: Mapping[str, str]) -> PhraseIndex:
 
 
 def rewrite_exact(tokens: list[str], phrases: Mapping[str, str], max_len: int = 3) -> list[str]:
-    """Replace phrases of a small mapping (longest first, left to right); used for the
-    modality-conditioned abbreviations, applied before the general ones."""
+    """Replace the phrases of *phrases* of at most *max_len* words (longest first, left to right): the
+    modality-conditioned abbreviations, applied before the general ones, and (through
+    :func:`rewrite_phrases`) the vocabulary's own."""
     index = phrase_index(phrases)
     out: list[str] = []
     i, n = 0, len(tokens)

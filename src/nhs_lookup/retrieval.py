@@ -14,7 +14,7 @@ import numpy as np
 
 from nhs_lookup.catalogue import Catalogue
 from nhs_lookup.components import ParsedName
-from nhs_lookup.csr import Csr
+from nhs_lookup.csr import Csr, dense_product
 from nhs_lookup.scoring import (
     CONTRAST_CODES,
     LATERALITY_CODES,
@@ -22,7 +22,7 @@ from nhs_lookup.scoring import (
     PreparedQuery,
 )
 from nhs_lookup.semantic import SemanticBackend, make_backend
-from nhs_lookup.tfidf import TfidfModel, dense_product
+from nhs_lookup.tfidf import TfidfModel
 from nhs_lookup.vocab import Vocabulary, default_vocabulary
 from nhs_lookup.workspace import Workspace, workspace
 
@@ -85,11 +85,6 @@ def _overlap(ids: list[list[int]], m: Csr, work: Workspace | None = None, name: 
         cells = rows * n + m.indices[offsets]
         np.add.at(out, cells, np.float32(1.0))
     return _Overlap(out.reshape(b, n), cells, name if work is not None else "")
-
-
-def _counts(ids: list[list[int]], m: Csr) -> np.ndarray:
-    """Dense (B, N) float32 ``binary(ids) @ m`` (see :func:`_overlap`)."""
-    return _overlap(ids, m).counts
 
 
 def _jaccard(inter: np.ndarray, q_n: np.ndarray, row_n: np.ndarray) -> np.ndarray:

@@ -38,7 +38,8 @@ class TfidfSemantic:
     def fit(self, texts: list[str]) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        from nhs_lookup.tfidf import Csr, TfidfModel
+        from nhs_lookup.csr import Csr
+        from nhs_lookup.tfidf import TfidfModel
 
         vec = TfidfVectorizer(
             analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"[a-z0-9]+"
@@ -47,7 +48,7 @@ class TfidfSemantic:
         self.vectorizer = TfidfModel.from_sklearn(vec)  # queries transform without scikit-learn
 
     def similarity(self, queries: list[str], work: Workspace | None = None) -> np.ndarray:
-        from nhs_lookup.tfidf import dense_product
+        from nhs_lookup.csr import dense_product
 
         q = self.vectorizer.transform(queries)
         return dense_product(q, self.matrix, np.float32, work, "semantic")  # = float32 (q @ matrix).todense()

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nhs_lookup.csr import Csr, dense_product
-
-__all__ = ["Csr", "TfidfModel", "dense_product"]
+from nhs_lookup.csr import Csr
 
 _WHITE_SPACES = re.compile(r"\s\s+")
 

@@ -15,6 +15,13 @@ from nhs_lookup.vocab import DATA_DIR
 SUFFIXES = ("", " Lt", " right", " C+", " w/o contrast", " bilat", " ++", " (portable)")
 
 
+def _counts(ids: list[list[int]], m) -> np.ndarray:
+    """Dense (B, N) overlap counts, as prepare_batch computes them."""
+    from nhs_lookup.retrieval import _overlap
+
+    return _overlap(ids, m).counts
+
+
 def _varied_queries() -> list[ExamQuery]:
     """A few hundred varied names from the bundled sample data (cases and catalogue rows)."""
     cases, _ = load_cases(DATA_DIR / "sample_cases.json")
@@ -87,7 +94,7 @@ def test_tfidf_model_refuses_settings_it_does_not_reproduce():
 def test_binary_counts_equal_the_sparse_product():
     import scipy.sparse as sp
 
-    from nhs_lookup.retrieval import _binary, _counts
+    from nhs_lookup.retrieval import _binary
 
     rng = np.random.default_rng(0)
     m = (sp.random(40, 200, density=0.1, random_state=1, format="csr") > 0).astype(np.float32)
@@ -171,8 +178,7 @@ def test_batch_scoring_falls_back_per_query_on_mixed_dtypes(sample_engine):
 def test_dense_product_equals_scipy_product_bit_for_bit(dtype, rows):
     import scipy.sparse as sp
 
-    from nhs_lookup.csr import Csr, _numpy_product
-    from nhs_lookup.tfidf import dense_product
+    from nhs_lookup.csr import Csr, _numpy_product, dense_product
 
     a = sp.random(rows, 300, density=0.2, random_state=1, format="lil", dtype=dtype)
     a[1, :] = 0  # an empty query row
@@ -226,10 +232,10 @@ def test_single_lookup_with_a_warm_cache_does_not_import_scipy(engine_cache_dir,
 
 @pytest.mark.parametrize("sizes", [(0, 1, 3, 9, 0, 20), (1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0)])
 def test_counts_equal_the_sparse_product_on_dense_and_sparse_hits(sizes):
-    """Both counting paths of _counts (bincount for many hits, unique for few) match the product."""
+    """Counts by np.add.at (_overlap) match the product, on dense and sparse hits."""
     import scipy.sparse as sp
 
-    from nhs_lookup.retrieval import _binary, _counts
+    from nhs_lookup.retrieval import _binary
 
     rng = np.random.default_rng(1)
     m = (sp.random(40, 300, density=0.05, random_state=3, format="csr") > 0).astype(np.float32)
@@ -274,7 +280,7 @@ def test_precomputed_modality_penalty_equals_the_per_batch_expression(sample_eng
 def _dense_retrieval(index, parsed, lex, sem):
     """The retrieval score and anatomy feature as dense (B, N) expressions, term by term (the reference
     for the sparse assembly in CatalogueIndex._retrieval)."""
-    from nhs_lookup.retrieval import ANCESTOR_ANATOMY, _counts, _expand, _ids
+    from nhs_lookup.retrieval import ANCESTOR_ANATOMY, _expand, _ids
     from nhs_lookup.scoring import MODALITIES
     from nhs_lookup.vocab import default_vocabulary
 
