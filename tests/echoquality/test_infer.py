@@ -684,3 +684,23 @@ def test_entries_that_are_not_files_are_listed_with_a_reason(
         assert summary.total_files == 9 and summary.total_processed == 3
         counts = _json(out / "epiq7c-ODD01" / "folder_summary.json")["error_stats"]["error_counts"]
         assert counts["not_a_file"] == 3 and counts["unreadable"] == 3
+
+
+def test_isolation_reruns_suspects_one_at_a_time_and_names_the_culprit() -> None:
+    """The bookkeeping both engines share: jobs in flight at a failure rerun alone; one that fails alone
+    is the culprit; one that finishes alone is cleared; a job that could not be sent waits first."""
+    from echoquality.inference.workers import Isolation, _Job
+
+    a, b, c = (_Job(i, f"/x/f{i}.dcm", "/x") for i in range(3))
+    iso = Isolation()
+    assert not iso.active and iso.next_alone() is None
+    assert iso.failed(a) is False and iso.failed(b) is False  # in flight together: suspects
+    assert iso.active and iso.next_alone() is a and iso.next_alone() is None  # one at a time
+    iso.finished(a)  # a was fine alone
+    assert iso.next_alone() is b
+    assert iso.failed(b) is True  # b failed alone: the culprit
+    assert not iso.active
+    iso.failed(c)
+    assert iso.next_alone() is c
+    iso.unsent(c)
+    assert iso.alone is None and iso.next_alone() is c

@@ -30,6 +30,7 @@ from .errors import InferenceError
 from .runner import FLUSH_EVERY_S, InferenceRun, _apply_info, _file_result, decode_cap
 from .workers import (
     WORKER_DIED,
+    Isolation,
     _init_worker,
     _Job,
     _Outcome,
@@ -114,8 +115,7 @@ class RayPipeline:
         self.ray = ray
         self._queue = deque(jobs)
         self.timeout_s = timeout_s if timeout_s and timeout_s > 0 else None
-        self._suspects: deque[_Job] = deque()  # in flight when a decode hung: retried alone
-        self._isolated: _Job | None = None  # the suspect now decoding alone
+        self._isolation = Isolation()  # decodes in flight when one hung: rerun alone
         self.max_in_flight = max(1, max_in_flight)
         self._decode = ray.remote(num_returns=2, max_retries=TASK_RETRIES)(decode_task)
         self._args = (ray.put(cfg), cap)
@@ -149,10 +149,10 @@ class RayPipeline:
 
     def fill(self) -> None:
         """Top up the decode tasks; while suspects of a hang remain, decode exactly one at a time."""
-        if self._suspects or self._isolated is not None:
-            if self._isolated is None and not self._decoding:
-                self._isolated = self._suspects.popleft()
-                self._submit(self._isolated)
+        if self._isolation.active:
+            job = None if self._decoding else self._isolation.next_alone()
+            if job is not None:
+                self._submit(job)
             return
         while self._queue and self._in_flight() < self.max_in_flight:
             self._submit(self._queue.popleft())
@@ -164,14 +164,11 @@ class RayPipeline:
         for ref, (job, _) in list(self._decoding.items()):
             self.ray.cancel(ref, force=True)
             del self._decoding[ref]
-            if job is self._isolated:
-                self._isolated = None
+            if self._isolation.failed(job):
                 yield (
                     _Outcome(job.index, reason="decode_error", detail=timed_out_detail(self.timeout_s)),
                     None,
                 )
-            else:
-                self._suspects.append(job)
 
     def _dispatch(self) -> None:
         batch, self._batch = self._batch[: self.batch_size], self._batch[self.batch_size :]
@@ -183,8 +180,7 @@ class RayPipeline:
     def _decoded(self, ref: Any) -> _Outcome | None:
         """The outcome of a finished decode task; None when its tensor joined the batch."""
         job, tensor = self._decoding.pop(ref)
-        if job is self._isolated:
-            self._isolated = None
+        self._isolation.finished(job)
         try:
             out: _Outcome = self.ray.get(ref)
         except self.ray.exceptions.RayTaskError as exc:  # an exception inside the task
@@ -199,7 +195,7 @@ class RayPipeline:
 
     def __iter__(self) -> Iterator[tuple[_Outcome, float | None]]:
         self.fill()
-        while self._queue or self._suspects or self._decoding or self._batch or self._scoring:
+        while self._queue or self._isolation.suspects or self._decoding or self._batch or self._scoring:
             # a part batch waits while decoding can still grow it or a scoring call will free room for that
             while len(self._batch) >= self.batch_size or (
                 self._batch and not self._decoding and not (self._queue and self._scoring)

@@ -70,6 +70,47 @@ def _init_worker(cfg: PreprocessConfig, max_decode_bytes: int | None = None) -> 
         pass
 
 
+class Isolation:
+    """Crash and hang isolation shared by the local and the Ray engines: the jobs in flight when a worker
+    died or a decode hung are suspects, rerun one at a time; a job that fails again while running alone
+    is the culprit."""
+
+    def __init__(self) -> None:
+        self.suspects: deque[_Job] = deque()
+        self.alone: _Job | None = None  # the suspect now running alone
+
+    @property
+    def active(self) -> bool:
+        """Suspects remain (or one is running): run nothing else."""
+        return bool(self.suspects) or self.alone is not None
+
+    def next_alone(self) -> _Job | None:
+        """The next suspect to run alone (the caller has nothing else in flight), or None."""
+        if self.alone is None and self.suspects:
+            self.alone = self.suspects.popleft()
+            return self.alone
+        return None
+
+    def unsent(self, job: _Job) -> None:
+        """*job* from :meth:`next_alone` could not be submitted: it waits again, first in line."""
+        self.alone = None
+        self.suspects.appendleft(job)
+
+    def finished(self, job: _Job) -> None:
+        """*job* finished (whatever its outcome)."""
+        if job is self.alone:
+            self.alone = None
+
+    def failed(self, job: _Job) -> bool:
+        """*job*'s worker died or was stopped: True when it ran alone (the culprit, for the caller to
+        report or retry), else it becomes a suspect."""
+        if job is self.alone:
+            self.alone = None
+            return True
+        self.suspects.append(job)
+        return False
+
+
 def test_hang_hook(path: str) -> None:
     """Hang (sleep an hour) when the test hook names *path*; callers run it in worker processes only."""
     if Path(path).name in os.environ.get(HANG_HOOK_ENV, "").split(","):
@@ -171,8 +212,7 @@ class Prefetcher:
         self.max_decode_bytes = max_decode_bytes
         self.max_in_flight = max(max_in_flight, workers, 1)
         self._queue = deque(jobs)
-        self._suspects: deque[_Job] = deque()  # in flight when a worker died: retried alone
-        self._isolated: _Job | None = None  # the suspect now running alone
+        self._isolation = Isolation()  # jobs in flight when a worker died or hung: rerun alone
         self._solo_deaths: dict[int, int] = {}  # job index -> workers it killed while running alone
         self._pending: dict[cf.Future[_Outcome], _Job] = {}
         self._pool: cf.ProcessPoolExecutor | None = None
@@ -194,13 +234,10 @@ class Prefetcher:
 
     def _fill(self) -> None:
         """Top up the in-flight jobs; while suspects remain, run exactly one of them at a time."""
-        if self._suspects or self._isolated is not None:
-            if not self._pending and self._suspects:
-                job = self._suspects.popleft()
-                if self._submit(job):
-                    self._isolated = job
-                else:
-                    self._suspects.appendleft(job)
+        if self._isolation.active:
+            job = None if self._pending else self._isolation.next_alone()
+            if job is not None and not self._submit(job):
+                self._isolation.unsent(job)
             return
         while self._queue and len(self._pending) < self.max_in_flight:
             if not self._submit(self._queue[0]):
@@ -254,21 +291,19 @@ class Prefetcher:
             except Exception as exc:  # noqa: BLE001 - e.g. a result that could not be pickled
                 detail = f"worker failed: {type(exc).__name__}: {exc}"
                 outcomes.append(_Outcome(job.index, reason="decode_error", detail=short_detail(detail)))
-            if job is self._isolated:
-                self._isolated = None
+            self._isolation.finished(job)
         return outcomes
 
     def _handle_death(self, died: list[_Job]) -> list[_Outcome]:
         """A worker died: report the suspect that died alone, queue the others as suspects, new pool."""
         outcomes = self._collect(cf.wait(list(self._pending)).done, died)  # the broken pool fails them all
         for job in died:
-            if job is self._isolated:  # certainly the culprit: it ran alone
-                self._isolated = None
+            if self._isolation.failed(job):  # certainly the culprit: it ran alone
                 self._solo_deaths[job.index] = self._solo_deaths.get(job.index, 0) + 1
                 if self._solo_deaths[job.index] >= 2:
                     outcomes.append(_Outcome(job.index, reason="decode_error", detail=WORKER_DIED))
-                    continue
-            self._suspects.append(job)
+                else:
+                    self._isolation.suspects.append(job)  # once more, alone
         self._restart_pool()
         return outcomes
 
@@ -280,13 +315,10 @@ class Prefetcher:
         died: list[_Job] = []
         outcomes = self._collect(cf.wait(list(self._pending)).done, died)  # the broken pool fails them
         for job in died:
-            if job is self._isolated:  # certainly the culprit: it ran alone
-                self._isolated = None
+            if self._isolation.failed(job):  # certainly the culprit: it ran alone
                 outcomes.append(
                     _Outcome(job.index, reason="decode_error", detail=timed_out_detail(self.timeout_s))
                 )
-            else:
-                self._suspects.append(job)
         self._restart_pool()
         return outcomes
 
@@ -296,7 +328,7 @@ class Prefetcher:
                 yield preprocess_job(self._queue.popleft(), self.cfg, self.max_decode_bytes)
             return
         self.start()
-        while self._queue or self._suspects or self._pending:
+        while self._queue or self._isolation.suspects or self._pending:
             self._fill()
             if not self._pending:  # submitting failed: the pool is broken
                 self._restart_pool()
