@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from nhs_lookup.records import Candidate, ExamQuery
+from nhs_lookup.retrieval import IDENTITY_TECHNIQUES
 from nhs_lookup.scoring import PreparedQuery
 from nhs_lookup.scoring import calibrate as raw_confidence
 from nhs_lookup.vocab import default_vocabulary
@@ -62,10 +63,8 @@ SPLIT_WINDOW = 0.15
 # the name's action or modality already does).
 NON_DEFINING_TECHNIQUES = frozenset({"guided", "view", "screening"})
 # Techniques that define a study (a plain CT of the head is not a CT angiogram of it): a stated one the
-# top row lacks leaves the answer unresolved.
-DEFINING_TECHNIQUES = frozenset(
-    {"angiography", "venography", "doppler", "arthrography", "myelography", "colonography", "cholangiography"}
-)
+# top row lacks leaves the answer unresolved. The same set scoring uses for its missing-technique penalty.
+DEFINING_TECHNIQUES = IDENTITY_TECHNIQUES
 # Context groups that restate the procedure (the action slot covers them), not the patient's state.
 PROCEDURE_CONTEXTS = frozenset({"intervention"})
 _WORD = re.compile(r"[a-z0-9]+")
