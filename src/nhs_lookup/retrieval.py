@@ -14,7 +14,7 @@ import numpy as np
 
 from nhs_lookup.catalogue import Catalogue
 from nhs_lookup.components import ParsedName
-from nhs_lookup.csr import Csr, dense_product
+from nhs_lookup.csr import Csr, DenseRows, dense_product
 from nhs_lookup.scoring import (
     CONTRAST_CODES,
     LATERALITY_CODES,
@@ -285,7 +285,7 @@ class CatalogueIndex:
         work = workspace()  # this thread's scratch arrays: none of them outlives the batch
         texts = [p.components.clean_text for p in parsed]
         qc = self.char_vectorizer.transform(texts)
-        lex = dense_product(qc, self.char_name, None, work, "lexical")  # = (qc @ char_name).toarray()
+        lex = dense_product(qc, self.char_name, None, work, "lexical", self.char_dense_rows())
         sem = self.semantic.similarity(texts, work)
         anat = self._anatomy_counts(parsed, work)
         q_tech = _ids([set(p.components.technique) for p in parsed], self.tech_vocab)
@@ -428,6 +428,14 @@ class CatalogueIndex:
         if cached is None:
             cached = np.float32(0.6) * (_default_similarity()[:, self.modality] < 0.65)
             self.__dict__["_penalty"] = cached
+        return cached
+
+    def char_dense_rows(self) -> DenseRows:
+        """The n-gram rows of :attr:`char_name` that most rows hold, summed last from dense copies
+        (:class:`~nhs_lookup.csr.DenseRows`; built once per index, the dense copies on first use)."""
+        cached = self.__dict__.get("_char_dense")
+        if cached is None:
+            cached = self.__dict__["_char_dense"] = DenseRows.of(self.char_name)
         return cached
 
     def __getstate__(self) -> dict:

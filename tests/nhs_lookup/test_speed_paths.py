@@ -212,6 +212,62 @@ def test_numpy_product_sums_in_the_kernel_order():
     assert not np.array_equal(want, (a.toarray().astype(np.float64) @ b.toarray()).astype(np.float32))
 
 
+def _order_sensitive(rows: int, seed: int = 5):
+    """Query rows and a right-hand matrix with a few full rows, whose float32 sums depend on the order."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    a = sp.csr_matrix(rng.choice([0.0, 0.0, 1e-8, 1.0, 3e7], size=(rows, 50)).astype(np.float32))
+    b = rng.choice([0.0, 0.0, 0.0, 0.0, 1e-8, 0.1, 1e8], size=(50, 30)).astype(np.float32)
+    b[[3, 17, 40]] = rng.choice([1e-8, 0.1, 1e8], size=(3, 30))  # three rows in every column
+    return a, sp.csr_matrix(b)
+
+
+@pytest.mark.parametrize("rows", [3, 60])  # 3: the numpy path of a few queries; 60: scipy's kernel
+def test_dense_rows_product_sums_sparse_rows_then_dense_rows(rows):
+    """With DenseRows, the product is, bit for bit, scipy's kernel on the query entries reordered by
+    dense_last (the kernel adds in storage order): the order is the same whichever path computes it."""
+    from nhs_lookup.csr import Csr, DenseRows, dense_last, dense_product
+
+    a, b = _order_sensitive(rows)
+    dense = DenseRows.of(b, share=0.9)
+    assert sorted(np.flatnonzero(dense.slot >= 0)) == [3, 17, 40]
+    reordered = dense_last(a, dense.slot)
+    assert [dense.slot[j] >= 0 for j in reordered.indices[: reordered.indptr[1]]] == sorted(
+        dense.slot[j] >= 0 for j in a.indices[: a.indptr[1]]
+    )
+    want = (reordered.to_scipy() @ b).toarray()  # scipy's kernel in the reordered storage order
+    assert not np.array_equal(want, (a @ b).toarray())  # the order matters for these values
+    for x, y in ((a, b), (Csr.of(a), Csr.of(b))):
+        got = dense_product(x, y, dense=dense)
+        assert got.dtype == np.float32 and np.array_equal(got, want)
+        as64 = dense_product(x, y, np.float64, dense=dense)
+        assert as64.dtype == np.float64 and np.array_equal(as64, want.astype(np.float64))
+    # no dense rows at all, or every row dense: the same two-stage code, plain orders
+    assert np.array_equal(dense_product(a, b, dense=DenseRows.of(b, share=2.0)), (a @ b).toarray())
+    every = DenseRows.of(b, share=0.0)
+    assert (every.slot >= 0).all() and np.array_equal(dense_product(a, b, dense=every), (a @ b).toarray())
+
+
+def test_lexical_similarity_uses_the_catalogue_dense_rows(sample_engine):
+    """prepare_batch's lexical feature is the DenseRows product, the same for a batch and for one name."""
+    from nhs_lookup.csr import dense_last, dense_product
+
+    index = sample_engine.index
+    dense = index.char_dense_rows()
+    assert 0 < int((dense.slot >= 0).sum()) < len(dense.slot)
+    parsed = [sample_engine.parse(q) for q in _varied_queries()[:40]]
+    qc = index.char_vectorizer.transform([p.components.clean_text for p in parsed])
+    want = (dense_last(qc, dense.slot).to_scipy() @ index.char_name.to_scipy()).toarray()
+    assert np.array_equal(dense_product(qc, index.char_name, dense=dense), want)
+    batch = index.prepare_batch(parsed)
+    for i in (0, 7, 39):
+        one = index.prepare_batch([parsed[i]])[0]
+        assert np.array_equal(one.idx, batch[i].idx)
+        assert np.array_equal(one.lexical, batch[i].lexical)
+        assert np.array_equal(batch[i].lexical, want[i, batch[i].idx].astype(np.float32))
+
+
 def test_single_lookup_with_a_warm_cache_does_not_import_scipy(engine_cache_dir, sample_engine):
     """The cached index holds plain arrays: a fresh process answers one name without scipy."""
     import subprocess
