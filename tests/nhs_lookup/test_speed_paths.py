@@ -224,11 +224,14 @@ def _order_sensitive(rows: int, seed: int = 5):
 
 
 @pytest.mark.parametrize("rows", [3, 60])  # 3: the numpy path of a few queries; 60: scipy's kernel
-def test_dense_rows_product_sums_sparse_rows_then_dense_rows(rows):
+def test_dense_rows_product_sums_sparse_rows_then_dense_rows(rows, monkeypatch):
     """With DenseRows, the product is, bit for bit, scipy's kernel on the query entries reordered by
     dense_last (the kernel adds in storage order): the order is the same whichever path computes it."""
+    from nhs_lookup import csr
     from nhs_lookup.csr import Csr, DenseRows, dense_last, dense_product
 
+    # as in a process without scipy: a few rows take the numpy path (scipy is loaded in this one)
+    monkeypatch.setattr(csr, "_numpy_first", lambda: rows <= csr.SMALL_BATCH)
     a, b = _order_sensitive(rows)
     dense = DenseRows.of(b, share=0.9)
     assert sorted(np.flatnonzero(dense.slot >= 0)) == [3, 17, 40]
@@ -249,8 +252,10 @@ def test_dense_rows_product_sums_sparse_rows_then_dense_rows(rows):
     assert (every.slot >= 0).all() and np.array_equal(dense_product(a, b, dense=every), (a @ b).toarray())
 
 
-def test_lexical_similarity_uses_the_catalogue_dense_rows(sample_engine):
-    """prepare_batch's lexical feature is the DenseRows product, the same for a batch and for one name."""
+def test_lexical_similarity_uses_the_catalogue_dense_rows(sample_engine, monkeypatch):
+    """prepare_batch's lexical feature is the DenseRows product, the same for a batch and for one name
+    (by scipy's kernel, and by the numpy path of a process without scipy)."""
+    from nhs_lookup import csr
     from nhs_lookup.csr import dense_last, dense_product
 
     index = sample_engine.index
@@ -261,11 +266,13 @@ def test_lexical_similarity_uses_the_catalogue_dense_rows(sample_engine):
     want = (dense_last(qc, dense.slot).to_scipy() @ index.char_name.to_scipy()).toarray()
     assert np.array_equal(dense_product(qc, index.char_name, dense=dense), want)
     batch = index.prepare_batch(parsed)
-    for i in (0, 7, 39):
-        one = index.prepare_batch([parsed[i]])[0]
-        assert np.array_equal(one.idx, batch[i].idx)
-        assert np.array_equal(one.lexical, batch[i].lexical)
-        assert np.array_equal(batch[i].lexical, want[i, batch[i].idx].astype(np.float32))
+    for numpy_path in (False, True):
+        monkeypatch.setattr(csr, "_numpy_first", lambda numpy_path=numpy_path: numpy_path)
+        for i in (0, 7, 39):
+            one = index.prepare_batch([parsed[i]])[0]
+            assert np.array_equal(one.idx, batch[i].idx)
+            assert np.array_equal(one.lexical, batch[i].lexical)
+            assert np.array_equal(batch[i].lexical, want[i, batch[i].idx].astype(np.float32))
 
 
 def test_single_lookup_with_a_warm_cache_does_not_import_scipy(engine_cache_dir, sample_engine):
