@@ -84,14 +84,30 @@ class DenseRows:
             rows = np.flatnonzero(self.slot >= 0)
             ptr = np.asarray(b.indptr, dtype=np.int64)  # type: ignore[attr-defined]
             lens = ptr[rows + 1] - ptr[rows]
-            at = np.repeat(ptr[rows] - (np.cumsum(lens) - lens), lens) + np.arange(int(lens.sum()))
+            at = ranges(ptr[rows], lens)
             values = np.zeros((len(rows), b.shape[1]), dtype=dtype)  # type: ignore[attr-defined]
-            values[np.repeat(np.arange(len(rows)), lens), np.asarray(b.indices)[at]] = np.asarray(b.data)[at]  # type: ignore[attr-defined]
+            cols = np.asarray(b.indices)[at]  # type: ignore[attr-defined]
+            values[np.repeat(np.arange(len(rows)), lens), cols] = np.asarray(b.data)[at]  # type: ignore[attr-defined]
             self.values = values
         return values
 
 
 DENSE_ROW_SHARE = 0.08  # a row in >= 8% of the columns: ~0.2 ns x columns dense beats ~3 ns x its entries
+
+
+def ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, s + n) for s, n in zip(starts, lens)])`` (int64) without the loop: the
+    positions of several CSR rows' entries, row after row."""
+    starts = np.asarray(starts, dtype=np.int64)
+    lens = np.asarray(lens, dtype=np.int64)
+    return np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(int(lens.sum()), dtype=np.int64)
+
+
+def indptr_of(rows: np.ndarray, m: int) -> np.ndarray:
+    """int32 CSR row pointers of *m* rows for entries in row order (*rows*: each entry's row)."""
+    ptr = np.zeros(m + 1, dtype=np.int32)
+    np.cumsum(np.bincount(rows, minlength=m), out=ptr[1:])
+    return ptr
 
 
 def dense_last(a: object, slot: np.ndarray) -> Csr:
@@ -127,7 +143,7 @@ def _numpy_product(a: object, b: object, dtype: np.dtype) -> np.ndarray:
         return out
     # Every (a entry, b entry) pair in kernel order: a entries in storage order, each followed by the
     # entries of its b row.
-    offsets = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total, dtype=np.int64)
+    offsets = ranges(starts, lens)
     products = np.repeat(a_val[:nnz], lens) * b_val[offsets]
     cells = np.repeat(rows, lens) * n + b_idx[offsets]
     np.add.at(out.reshape(-1), cells, products)
@@ -153,15 +169,16 @@ def dense_product(
     (bit for bit), with terms on the dense rows added from dense copies."""
     m, n = a.shape[0], b.shape[1]
     dtype = np.result_type(a.dtype, b.dtype)
-    if m <= SMALL_BATCH and _numpy_first():
-        out = _numpy_product(a if dense is None else dense_last(a, dense.slot), b, dtype)
+    small = m <= SMALL_BATCH and _numpy_first()
+    kernels = None if small else _kernels()
+    if small or kernels is None or a.format != "csr" or b.format != "csr" or m * n >= 2**31 - 1:
+        if dense is not None:  # these paths add in storage order: put the dense-row terms last
+            a = dense_last(a, dense.slot)
+        if not small:
+            return _scipy_product(a, b, out_dtype)
+        out = _numpy_product(a, b, dtype)
         return out if out_dtype is None else out.astype(out_dtype)
-    try:
-        from scipy.sparse._sparsetools import csr_matmat, csr_todense
-    except ImportError:  # a scipy without the private kernels
-        return _scipy_product(a if dense is None else dense_last(a, dense.slot), b, out_dtype)
-    if a.format != "csr" or b.format != "csr" or m * n >= 2**31 - 1:
-        return _scipy_product(a if dense is None else dense_last(a, dense.slot), b, out_dtype)
+    csr_matmat, csr_todense, csr_matvecs = kernels
     i32 = np.int32
     work = work or Workspace()  # a throwaway one: plain fresh arrays
     a_ptr = np.asarray(a.indptr, dtype=i32)
@@ -171,10 +188,10 @@ def dense_product(
         slot = dense.slot[a_idx]
         on_dense = slot >= 0
         rows = np.repeat(np.arange(m, dtype=i32), np.diff(a_ptr))
-        d_ptr = _indptr(rows[on_dense], m)
+        d_ptr = indptr_of(rows[on_dense], m)
         d_slot, d_val = slot[on_dense], a_val[on_dense]
         keep = ~on_dense
-        a_ptr, a_idx, a_val = _indptr(rows[keep], m), a_idx[keep], a_val[keep]
+        a_ptr, a_idx, a_val = indptr_of(rows[keep], m), a_idx[keep], a_val[keep]
     indptr = np.empty(m + 1, dtype=i32)
     indices = work.empty("matmat_indices", (m * n,), i32)
     data = work.empty("matmat_data", (m * n,), dtype)
@@ -197,8 +214,6 @@ def dense_product(
         out = work.zeros(name, (m, n), values.dtype)
         csr_todense(m, n, indptr, indices[:nnz], values, out)
         return out
-    from scipy.sparse._sparsetools import csr_matvecs
-
     out = work.zeros(name if out_dtype in (None, dtype) else name + "_sum", (m, n), dtype)
     csr_todense(m, n, indptr, indices[:nnz], data[:nnz], out)  # 0 + partial sum: the partial sum
     rows_d = dense.dense(b, dtype)
@@ -211,11 +226,14 @@ def dense_product(
     return cast
 
 
-def _indptr(rows: np.ndarray, m: int) -> np.ndarray:
-    """CSR row pointers of entries in row order (*rows*: each entry's row)."""
-    ptr = np.zeros(m + 1, dtype=np.int32)
-    np.cumsum(np.bincount(rows, minlength=m), out=ptr[1:])
-    return ptr
+def _kernels() -> tuple | None:
+    """scipy's csr_matmat, csr_todense and csr_matvecs kernels (imports scipy.sparse), or None for a
+    scipy without these private functions."""
+    try:
+        from scipy.sparse._sparsetools import csr_matmat, csr_matvecs, csr_todense
+    except ImportError:
+        return None
+    return csr_matmat, csr_todense, csr_matvecs
 
 
 def _numpy_first() -> bool:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Collection, Mapping
 from functools import lru_cache
 
-from nhs_lookup.regex_guard import Guard, literal_guard
+from nhs_lookup.regex_guard import Guard, literal_guard, may_match
 from nhs_lookup.typo_candidates import typo_candidates
 from nhs_lookup.vocab import Vocabulary, default_vocabulary
 
@@ -37,17 +37,8 @@ def _guarded(patterns: list, noise: bool) -> tuple[tuple[re.Pattern[str], str, G
 def _apply(text: str, guarded: tuple[tuple[re.Pattern[str], str, Guard], ...]) -> str:
     """``pattern.sub(repl, text)`` in order, skipping patterns whose guard rules a match out."""
     for pattern, repl, guard in guarded:
-        if guard is not None:
-            if type(guard) is str:
-                if guard not in text:
-                    continue
-            else:
-                for s in guard:  # a loop, not any(<generator>): this runs ~40 times per name
-                    if s in text:
-                        break
-                else:
-                    continue
-        text = pattern.sub(repl, text)
+        if guard is None or may_match(guard, text):
+            text = pattern.sub(repl, text)
     return text
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from nhs_lookup.catalogue import Catalogue
 from nhs_lookup.components import ParsedName
-from nhs_lookup.csr import Csr, DenseRows, dense_product
+from nhs_lookup.csr import Csr, DenseRows, dense_product, ranges
 from nhs_lookup.scoring import (
     CONTRAST_CODES,
     LATERALITY_CODES,
@@ -81,8 +81,7 @@ def _overlap(ids: list[list[int]], m: Csr, work: Workspace | None = None, name: 
     cells = np.zeros(0, dtype=np.int64)
     if total:
         rows = np.repeat(np.repeat(np.arange(b, dtype=np.int64), lens_q), lens)
-        offsets = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total, dtype=np.int64)
-        cells = rows * n + m.indices[offsets]
+        cells = rows * n + m.indices[ranges(starts, lens)]
         np.add.at(out, cells, np.float32(1.0))
     return _Overlap(out.reshape(b, n), cells, name if work is not None else "")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nhs_lookup.csr import Csr
+from nhs_lookup.csr import Csr, indptr_of
 
 _WHITE_SPACES = re.compile(r"\s\s+")
 
@@ -123,12 +123,10 @@ class TfidfModel:
         v = max(len(self.vocabulary), 1)
         rows = np.repeat(np.arange(len(docs), dtype=np.int64), lens)
         keys, counts = np.unique(rows * v + np.asarray(ids, dtype=np.int64), return_counts=True)
-        indptr = np.zeros(len(docs) + 1, dtype=np.int32)
-        np.cumsum(np.bincount(keys // v, minlength=len(docs)), out=indptr[1:])
         x = Csr(
             counts.astype(np.intc).astype(self.dtype),
             (keys % v).astype(np.int32),
-            indptr,
+            indptr_of(keys // v, len(docs)),
             (len(docs), len(self.vocabulary)),
         )
         np.log(x.data, x.data)
